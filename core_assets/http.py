@@ -1,0 +1,241 @@
+"""The one HTTP helper: JSON over httpx with bounded retries, size limits and secret-free errors.
+
+Every outside call (provider list APIs, reference catalogs, the LLM inferencer, alert webhooks) goes
+through `HttpClient.request_json`, so that retry, backoff and redaction behave the same everywhere.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+
+from core_assets.settings import HttpLimits
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Headers that carry credentials; they never follow a redirect to another host.
+AUTH_HEADERS = frozenset({"authorization", "x-goog-api-key", "x-api-key", "api-key"})
+_GOOGLE_RETRY_DELAY = re.compile(r'"retryDelay"\s*:\s*"(\d+(?:\.\d+)?)s"')
+_MAX_REDIRECTS = 5
+
+
+class FetchError(Exception):
+    """A call that did not produce usable JSON. `reason` is one line, safe to show and store."""
+
+    def __init__(self, reason: str, *, status: int | None = None, attempts: int = 1):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.attempts = attempts
+
+
+@dataclass
+class Response:
+    status: int
+    data: Any
+    url: str
+    headers: httpx.Headers
+    attempts: int
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def retry_after_seconds(response: httpx.Response, body: bytes) -> float | None:
+    """How long the server asked us to wait: `Retry-After` (seconds or HTTP date) or Google's `retryDelay`."""
+    header = response.headers.get("retry-after")
+    if header:
+        header = header.strip()
+        try:
+            return max(0.0, float(header))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(header) if header else None
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - time.time())
+    match = _GOOGLE_RETRY_DELAY.search(body[:65536].decode("utf-8", "replace"))
+    if match:
+        return float(match.group(1))
+    return None
+
+
+def error_message(body: bytes) -> str | None:
+    """The human part of a JSON error body, in any of the providers' shapes."""
+    try:
+        data = json.loads(body[:65536])
+    except ValueError:
+        return None
+    if isinstance(data, dict):
+        error = data.get("error", data)
+        if isinstance(error, str):
+            return error
+        if isinstance(error, dict):
+            message = error.get("message") or data.get("message")
+            details = error.get("details")
+            if isinstance(details, list):
+                reasons = [d.get("reason") for d in details if isinstance(d, dict) and d.get("reason")]
+                if reasons:
+                    message = f"{message} ({', '.join(map(str, reasons))})"
+            if message:
+                return str(message)
+    return None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class HttpClient:
+    """A small JSON client. `transport` swaps the network for a replay (demo) or a test double."""
+
+    def __init__(
+        self,
+        limits: HttpLimits | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        secrets: Iterable[str] = (),
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.limits = limits or HttpLimits.from_env()
+        self.secrets = [s for s in secrets if s]
+        self._sleep = sleep
+        self._client = httpx.Client(
+            transport=transport,
+            timeout=httpx.Timeout(self.limits.timeout, connect=min(10.0, self.limits.timeout)),
+            follow_redirects=False,
+            headers={"user-agent": "core-model-registry/0.1 (+https://github.com/)", "accept": "application/json"},
+        )
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _safe(self, text: str) -> str:
+        return _one_line(redact(text, self.secrets))
+
+    def request_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        what: str = "",
+    ) -> Response:
+        """Send one request and return its decoded JSON, retrying what retrying can fix.
+
+        Raises FetchError with a one-line, secret-free reason once attempts or time run out."""
+        limits = self.limits
+        started = time.monotonic()
+        label = what or method
+        attempt = 0
+        while True:
+            attempt += 1
+            status: int | None = None
+            wait: float | None = None
+            try:
+                response, body = self._send(method, url, headers or {}, params, json_body)
+            except httpx.TimeoutException:
+                reason = f"{label}: timed out after {limits.timeout:g}s"
+            except httpx.TransportError as exc:
+                kind = "connection refused" if isinstance(exc, httpx.ConnectError) else "connection error"
+                reason = self._safe(f"{label}: {kind} ({exc})")
+            except _TooLarge:
+                raise FetchError(
+                    f"{label}: response larger than {limits.max_body_bytes // (1024 * 1024)} MB", attempts=attempt
+                ) from None
+            else:
+                status = response.status_code
+                if status < 300:
+                    return Response(status, self._decode(response, body, label, attempt), str(response.url),
+                                    response.headers, attempt)
+                message = error_message(body) or response.reason_phrase or "error"
+                reason = self._safe(f"{label}: HTTP {status} {message}")
+                if status not in RETRYABLE_STATUS:
+                    raise FetchError(reason, status=status, attempts=attempt)
+                wait = retry_after_seconds(response, body)
+            if wait is None:
+                wait = min(limits.max_retry_wait, 0.5 * 2 ** (attempt - 1))
+            if attempt >= limits.max_attempts:
+                raise FetchError(f"{reason} (gave up after {attempt} attempts)", status=status, attempts=attempt)
+            if wait > limits.max_retry_wait or time.monotonic() - started + wait > limits.max_total_seconds:
+                raise FetchError(
+                    f"{reason} (server asks to retry in {wait:.0f}s, beyond the retry budget)",
+                    status=status,
+                    attempts=attempt,
+                )
+            log.info("%s; retrying in %.1fs (attempt %d of %d)", reason, wait, attempt + 1, limits.max_attempts)
+            self._sleep(wait)
+
+    def _decode(self, response: httpx.Response, body: bytes, label: str, attempt: int) -> Any:
+        try:
+            return json.loads(body)
+        except ValueError:
+            kind = response.headers.get("content-type", "unknown type").split(";")[0]
+            snippet = body[:80].decode("utf-8", "replace")
+            raise FetchError(
+                self._safe(f"{label}: HTTP {response.status_code} but the body is not JSON ({kind}): {snippet!r}"),
+                status=response.status_code,
+                attempts=attempt,
+            ) from None
+
+    def _send(self, method, url, headers, params, json_body) -> tuple[httpx.Response, bytes]:
+        """One request, following redirects by hand so that credentials never reach another host."""
+        current_url, current_headers, current_params = url, dict(headers), params
+        for _ in range(_MAX_REDIRECTS + 1):
+            request = self._client.build_request(
+                method, current_url, headers=current_headers, params=current_params, json=json_body
+            )
+            response = self._client.send(request, stream=True)
+            try:
+                if response.is_redirect and "location" in response.headers:
+                    target = httpx.URL(urljoin(str(request.url), response.headers["location"]))
+                    if (target.scheme, target.host, target.port) != (
+                        request.url.scheme,
+                        request.url.host,
+                        request.url.port,
+                    ):
+                        current_headers = {k: v for k, v in current_headers.items() if k.lower() not in AUTH_HEADERS}
+                    current_url, current_params = str(target), None
+                    continue
+                return response, self._read(response)
+            finally:
+                response.close()
+        raise httpx.TooManyRedirects("too many redirects", request=request)
+
+    def _read(self, response: httpx.Response) -> bytes:
+        limit = self.limits.max_body_bytes
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise _TooLarge()
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge()
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+class _TooLarge(Exception):
+    pass
