@@ -1,0 +1,1 @@
+"""core-model-registry: one validated table of every LLM model an orchestrator can use."""
