@@ -24,7 +24,7 @@ _upgraded: set[str] = set()
 _lock = threading.Lock()
 
 
-def _json_default(value):
+def json_default(value):
     if isinstance(value, Decimal):
         # Prices are exact Decimals in code; JSON has one number type. A float's shortest repr
         # reproduces every price of up to 15 significant digits exactly.
@@ -33,7 +33,7 @@ def _json_default(value):
 
 
 def dumps(value) -> str:
-    return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
 
 
 def normalize_url(url: str) -> str:

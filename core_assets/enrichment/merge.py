@@ -64,6 +64,11 @@ def merge_facts(sources: Iterable[tuple[str, dict[str, Any] | None]]) -> tuple[d
             specs[name] = value
             provenance[name] = source
     specs["capabilities"] = capabilities
+    context, output = specs["context_window"], specs["max_output_tokens"]
+    if isinstance(context, int) and isinstance(output, int) and output > context:
+        # Two sources disagree so that the output limit exceeds the window; the window is the harder fact.
+        specs["max_output_tokens"] = None
+        provenance.pop("max_output_tokens", None)
     if any(flag is not None for flag in capabilities.values()):
         provenance["capabilities"] = _dominant(provenance, "capabilities.")
     return specs, provenance

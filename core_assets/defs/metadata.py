@@ -1,0 +1,34 @@
+"""Shared helpers that turn results into what the Dagster UI shows: check results and Markdown tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from core_assets.schemas import ValidationOutcome
+
+
+def md_table(rows: list[dict[str, Any]] | pd.DataFrame, limit: int = 20, empty: str = "none") -> dg.MetadataValue:
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    if frame.empty:
+        return dg.MetadataValue.md(empty)
+    text = frame.head(limit).to_markdown(index=False)
+    if len(frame) > limit:
+        text += f"\n\n… and {len(frame) - limit} more"
+    return dg.MetadataValue.md(text)
+
+
+def validation_result(check_name: str, asset_key: dg.AssetKey, outcome: ValidationOutcome) -> dg.AssetCheckResult:
+    """A pandera validation as a check result, with the failing rows as a Markdown table."""
+    metadata: dict[str, Any] = {"num_failures": outcome.num_failures}
+    if not outcome.passed:
+        metadata["failing_rows"] = md_table(outcome.failures)
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        asset_key=asset_key,
+        passed=outcome.passed,
+        metadata=metadata,
+        description=None if outcome.passed else f"{outcome.num_failures} rule violation(s); see failing_rows",
+    )

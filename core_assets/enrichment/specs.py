@@ -1,0 +1,88 @@
+"""Building `model_specs` rows: each normalized model merged with its references, AI inferences and
+overrides into the registry's columns (SPEC §3)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from core_assets.enrichment.merge import (
+    AI_PREFIX,
+    LITELLM,
+    MODELS_DEV,
+    OVERRIDE,
+    PROVIDER,
+    merge_facts,
+    registry_fields,
+)
+from core_assets.records import SPEC_FIELDS
+
+Key = tuple[str, str]
+SPECS_COLUMNS = [
+    "provider_id", "model_id", "name", "is_free", "cost_per_1k", "provider_data", "ai_data", "specs", "status",
+    "snapshot_id", "sources",
+]
+
+
+def facts_by_key(frame: pd.DataFrame | None, column: str = "facts") -> dict[Key, dict[str, Any]]:
+    """{(provider_id, model_id): facts} from a frame of a reference or inference asset."""
+    if frame is None or frame.empty:
+        return {}
+    return {
+        (p, m): value
+        for p, m, value in zip(frame["provider_id"], frame["model_id"], frame[column], strict=True)
+        if value
+    }
+
+
+def ai_facts(ai_data: dict[str, Any] | None) -> tuple[str | None, dict[str, Any] | None]:
+    """The source name and the SPEC facts an inferencer's `ai_data` carries."""
+    if not ai_data:
+        return None, None
+    return f"{AI_PREFIX}{ai_data.get('source', 'heuristic')}", {k: ai_data.get(k) for k in SPEC_FIELDS if k in ai_data}
+
+
+def build_specs(
+    normalized: pd.DataFrame,
+    *,
+    litellm: Mapping[Key, dict] | None = None,
+    models_dev: Mapping[Key, dict] | None = None,
+    inferred: Mapping[Key, dict] | None = None,
+    overrides: Callable[[str, str], dict | None] | None = None,
+    free_tier: Callable[[str], bool] = lambda provider: False,
+) -> pd.DataFrame:
+    """One registry row per normalized model, with `specs.provenance` and the facts of every source."""
+    litellm, models_dev, inferred = litellm or {}, models_dev or {}, inferred or {}
+    rows = []
+    for rec in normalized.to_dict("records"):
+        key = (rec["provider_id"], rec["model_id"])
+        ai_data = inferred.get(key)
+        ai_source, ai_known = ai_facts(ai_data)
+        sources: dict[str, dict | None] = {
+            OVERRIDE: overrides(*key) if overrides else None,
+            PROVIDER: rec["facts"],
+            LITELLM: litellm.get(key),
+            MODELS_DEV: models_dev.get(key),
+        }
+        if ai_source:
+            sources[ai_source] = ai_known
+        specs, provenance = merge_facts(sources.items())
+        specs, is_free, cost_per_1k, status = registry_fields(specs, provenance, free_tier=free_tier(key[0]))
+        rows.append({
+            "provider_id": key[0],
+            "model_id": key[1],
+            "name": rec.get("name") or key[1],
+            "is_free": is_free,
+            "cost_per_1k": cost_per_1k,
+            "provider_data": rec["provider_data"],
+            "ai_data": ai_data or None,
+            "specs": specs,
+            "status": status,
+            "snapshot_id": rec.get("snapshot_id"),
+            "sources": {name: facts for name, facts in sources.items() if facts},
+        })
+    frame = pd.DataFrame(rows, columns=SPECS_COLUMNS)
+    frame.attrs = dict(normalized.attrs)
+    return frame

@@ -1,0 +1,68 @@
+"""From the snapshots in force to `normalized_models` rows: one per (provider_id, model_id), common units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from core_assets.db.snapshots import SnapshotInForce
+from core_assets.providers import get_provider
+from core_assets.records import NormalizedModel, PayloadError
+
+NORMALIZED_COLUMNS = ["provider_id", "model_id", "name", "provider_data", "facts", "snapshot_id", "fetched_at"]
+
+
+@dataclass
+class NormalizedBatch:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    # Per provider: when its snapshot in force was last confirmed upstream (becomes last_seen_at).
+    confirmed_at: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    # Facts a provider states that contradict each other, dropped before they reach the merge.
+    inconsistencies: list[dict[str, Any]] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.rows, columns=NORMALIZED_COLUMNS)
+        frame.attrs["confirmed_at"] = dict(self.confirmed_at)
+        return frame
+
+
+def sanitize(model: NormalizedModel) -> dict[str, Any] | None:
+    """Drop a provider fact that cannot be true and say which. Some providers list a completion limit
+    above the context window (e.g. 16,384 of 8,192); the smaller, structural limit is kept."""
+    facts = model.facts
+    context, output = facts.get("context_window"), facts.get("max_output_tokens")
+    if isinstance(context, int) and isinstance(output, int) and output > context:
+        facts["max_output_tokens"] = None
+        return {
+            "provider_id": model.provider_id,
+            "model_id": model.model_id,
+            "problem": f"max_output_tokens {output} > context_window {context}; max_output_tokens dropped",
+        }
+    return None
+
+
+def normalize_snapshots(snapshots: dict[str, SnapshotInForce]) -> NormalizedBatch:
+    batch = NormalizedBatch()
+    for provider, snap in snapshots.items():
+        try:
+            models = get_provider(provider).normalize(snap.payload)
+        except PayloadError as exc:
+            # A snapshot was validated when it was fetched; this means the normalizer changed since.
+            batch.errors[provider] = f"snapshot {snap.snapshot_id} no longer normalizes: {exc}"
+            continue
+        batch.confirmed_at[provider] = snap.confirmed_at
+        batch.counts[provider] = len(models)
+        for model in models:
+            note = sanitize(model)
+            if note:
+                batch.inconsistencies.append(note)
+            batch.rows.append({
+                **model.as_row(),
+                "snapshot_id": snap.snapshot_id,
+                "fetched_at": snap.fetched_at,
+            })
+    return batch
