@@ -63,7 +63,10 @@ def retry_after_seconds(response: httpx.Response, body: bytes) -> float | None:
         try:
             return max(0.0, float(header))
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(header) if header else None
+            try:
+                parsed = email.utils.parsedate_to_datetime(header)
+            except (TypeError, ValueError):  # neither seconds nor an HTTP date: fall back to backoff
+                parsed = None
             if parsed is not None:
                 return max(0.0, parsed.timestamp() - time.time())
     match = _GOOGLE_RETRY_DELAY.search(body[:65536].decode("utf-8", "replace"))
@@ -157,6 +160,10 @@ class HttpClient:
                 response, body = self._send(method, url, headers or {}, params, json_body)
             except httpx.TimeoutException:
                 reason = f"{label}: timed out after {limits.timeout:g}s"
+            except httpx.TooManyRedirects:
+                raise FetchError(f"{label}: more than {_MAX_REDIRECTS} redirects", attempts=attempt) from None
+            except httpx.DecodingError as exc:
+                raise FetchError(self._safe(f"{label}: undecodable body ({exc})"), attempts=attempt) from None
             except httpx.TransportError as exc:
                 kind = "connection refused" if isinstance(exc, httpx.ConnectError) else "connection error"
                 reason = self._safe(f"{label}: {kind} ({exc})")
@@ -190,7 +197,7 @@ class HttpClient:
     def _decode(self, response: httpx.Response, body: bytes, label: str, attempt: int) -> Any:
         try:
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the decoder goes
             kind = response.headers.get("content-type", "unknown type").split(";")[0]
             snippet = body[:80].decode("utf-8", "replace")
             raise FetchError(

@@ -1,14 +1,11 @@
 """Shared helpers that turn results into what the Dagster UI shows: check results and Markdown tables."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
 from core_assets.schemas import ValidationOutcome
-
 
 def md_table(rows: list[dict[str, Any]] | pd.DataFrame, limit: int = 20, empty: str = "none") -> dg.MetadataValue:
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
@@ -18,7 +15,6 @@ def md_table(rows: list[dict[str, Any]] | pd.DataFrame, limit: int = 20, empty: 
     if len(frame) > limit:
         text += f"\n\n… and {len(frame) - limit} more"
     return dg.MetadataValue.md(text)
-
 
 def validation_result(check_name: str, asset_key: dg.AssetKey, outcome: ValidationOutcome) -> dg.AssetCheckResult:
     """A pandera validation as a check result, with the failing rows as a Markdown table."""

@@ -1,14 +1,11 @@
 """Resources: the registry database and the switch between live APIs and the bundled demo replay."""
 
-from __future__ import annotations
-
 import dagster as dg
 from pydantic import Field
 from sqlalchemy.engine import Engine
 
 from core_assets import settings
 from core_assets.db.engine import connect
-
 
 class RegistryDatabase(dg.ConfigurableResource):
     """The registry database (`CORE_DATABASE_URL`; SQLite `.core/registry.db` by default)."""
@@ -19,13 +16,11 @@ class RegistryDatabase(dg.ConfigurableResource):
         """The engine, with pending migrations applied (idempotent, once per process)."""
         return connect(self.url)
 
-
 class DataSources(dg.ConfigurableResource):
     """Where provider and reference data come from: the live APIs, or the recorded responses bundled
     in the package (`demo`, what `core-registry sync --demo` and `CORE_DEMO=1` select)."""
 
     demo: bool = Field(default_factory=settings.demo_mode, description="replay bundled recorded responses")
-
 
 @dg.definitions
 def resources() -> dg.Definitions:

@@ -1,7 +1,5 @@
 """`model_specs`: the merge of provider facts, reference catalogs, AI inferences and overrides."""
 
-from __future__ import annotations
-
 import dagster as dg
 import pandas as pd
 
@@ -12,7 +10,6 @@ from core_assets.schemas import model_frame, validate
 
 SPECS = dg.AssetKey("model_specs")
 SPECS_SCHEMA_CHECK = "specs_schema"
-
 
 @dg.asset(
     key=SPECS,

@@ -5,8 +5,6 @@ slowest. A provider whose fetch fails or is skipped is not materialized: its las
 force, the freshness policy sees its age, and its `fetch_succeeded` check says why.
 """
 
-from __future__ import annotations
-
 from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
@@ -23,13 +21,10 @@ FETCH_CHECK = "fetch_succeeded"
 NORMALIZED_SCHEMA_CHECK = "normalized_schema"
 NORMALIZED = dg.AssetKey("normalized_models")
 
-
 def raw_key(provider: str) -> dg.AssetKey:
     return dg.AssetKey(f"raw_{provider}_models")
 
-
 RAW_KEYS = {raw_key(p): p for p in settings.PROVIDERS}
-
 
 def _raw_out(provider: str) -> dg.AssetOut:
     return dg.AssetOut(
@@ -44,7 +39,6 @@ def _raw_out(provider: str) -> dg.AssetOut:
             "succeeds; a failed or skipped fetch leaves the previous snapshot in force."
         ),
     )
-
 
 @dg.multi_asset(
     outs={
@@ -111,12 +105,10 @@ def provider_ingest(context: dg.AssetExecutionContext, registry_db: RegistryData
         )
         yield validation_result(NORMALIZED_SCHEMA_CHECK, NORMALIZED, outcome)
 
-
 def _fetch(provider: str, enabled: list[str], demo: bool) -> FetchOutcome:
     if provider not in enabled:
-        return FetchOutcome.skipped(provider, "disabled by CORE_PROVIDERS")
+        return FetchOutcome(provider, "skipped", reason="disabled by CORE_PROVIDERS")
     return fetch_provider(provider, demo=demo)
-
 
 def _record(context, engine, outcome: FetchOutcome, shrink_ratio: float):
     key = raw_key(outcome.provider)
@@ -132,7 +124,7 @@ def _record(context, engine, outcome: FetchOutcome, shrink_ratio: float):
             model_count=len(outcome.models) if outcome.outcome == "ok" else None,
             reason=outcome.reason,
             duration_ms=outcome.duration_ms,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             shrink_ratio=shrink_ratio,
         )
     final = recorded.outcome if recorded else outcome.outcome

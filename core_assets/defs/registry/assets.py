@@ -1,7 +1,5 @@
 """`model_registry`: the table every model lookup reads, with its lifecycle and price history."""
 
-from __future__ import annotations
-
 import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
@@ -18,7 +16,6 @@ REGISTRY = dg.AssetKey("model_registry")
 REGISTRY_SCHEMA_CHECK = "registry_schema"
 SHRINK_GUARD_CHECK = "shrink_guard"
 
-
 @dg.asset(
     key=REGISTRY,
     group_name="registry",
@@ -32,7 +29,7 @@ def model_registry(context: dg.AssetExecutionContext, registry_db: RegistryDatab
     engine = registry_db.engine()
     providers = dict(model_specs.attrs.get("confirmed_at", {}))
     rows = model_specs[["provider_id", "model_id", "snapshot_id", *CONTENT_COLUMNS]].to_dict("records")
-    result = write_registry(engine, rows, providers=providers, now=utcnow(), run_id=context.run_id)
+    result = write_registry(engine, rows, providers=providers, now=utcnow(), run_id=context.run.run_id)
     summary = pd.DataFrame(
         [{"provider": p, **vars(c)} for p, c in result.per_provider.items()],
         columns=["provider", "fetched", "new", "changed", "unchanged", "missing", "price_changes"],
@@ -57,7 +54,6 @@ def model_registry(context: dg.AssetExecutionContext, registry_db: RegistryDatab
         }
     )
 
-
 @dg.asset_check(asset=REGISTRY, name=REGISTRY_SCHEMA_CHECK, blocking=True,
                 description="The stored registry keeps the contract: valid status, key, prices, limits, free flags.")
 def registry_schema(registry_db: RegistryDatabase) -> dg.AssetCheckResult:
@@ -70,7 +66,6 @@ def registry_schema(registry_db: RegistryDatabase) -> dg.AssetCheckResult:
                                             reg.status))
         ]
     return validation_result(REGISTRY_SCHEMA_CHECK, REGISTRY, validate(model_frame(rows)))
-
 
 @dg.asset_check(asset=REGISTRY, name=SHRINK_GUARD_CHECK, blocking=True,
                 description="No provider's latest fetch was held back for listing far fewer models than before.")
