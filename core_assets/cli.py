@@ -9,9 +9,10 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from core_assets import settings
-from core_assets.db.engine import connect, dumps
+from core_assets.db.engine import connect, json_default
 from core_assets.settings import ConfigError
 
 
@@ -32,8 +33,15 @@ def _split_model_ref(ref: str) -> tuple[str, str]:
     return provider, model
 
 
+def _json_default(value):
+    if isinstance(value, datetime):
+        # SQLite returns timestamps without a zone; every timestamp the registry writes is UTC.
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    return json_default(value)
+
+
 def _print_json(value) -> None:
-    print(json.dumps(json.loads(dumps(value)), indent=2, ensure_ascii=False, default=str))
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=_json_default))
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -121,14 +129,18 @@ def cmd_select(args) -> int:
 
     selector = ModelSelector(database_url=settings.database_url())
     needs = [n.strip() for n in (args.needs or "").split(",") if n.strip()]
+    # Passed through as given: the selector also accepts PROVIDER/MODEL refs and aliases, and says
+    # which entry it does not know.
+    providers = [p for value in args.provider or () for p in value.split(",") if p.strip()]
+    excluded = [p for value in args.exclude_provider or () for p in value.split(",") if p.strip()]
     try:
         selection = selector.select(
             needs=needs,
             min_context=args.min_context,
             max_cost_per_1k=args.max_cost,
             free_only=args.free,
-            providers=_providers_arg(args.provider) or None,
-            exclude_providers=_providers_arg(args.exclude_provider) or None,
+            providers=providers or None,
+            exclude_providers=excluded or None,
             strategy=args.strategy.replace("-", "_"),
             include_deprecated=args.include_deprecated,
         )

@@ -32,11 +32,13 @@ _MAX_REDIRECTS = 5
 class FetchError(Exception):
     """A call that did not produce usable JSON. `reason` is one line, safe to show and store."""
 
-    def __init__(self, reason: str, *, status: int | None = None, attempts: int = 1):
+    def __init__(self, reason: str, *, status: int | None = None, attempts: int = 1, unreachable: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.attempts = attempts
+        # The server never answered (refused, unresolvable, timed out) — as opposed to answering badly.
+        self.unreachable = unreachable
 
 
 @dataclass
@@ -156,17 +158,23 @@ class HttpClient:
             attempt += 1
             status: int | None = None
             wait: float | None = None
+            unreachable = False
             try:
                 response, body = self._send(method, url, headers or {}, params, json_body)
             except httpx.TimeoutException:
-                reason = f"{label}: timed out after {limits.timeout:g}s"
+                reason, unreachable = f"{label}: timed out after {limits.timeout:g}s", True
             except httpx.TooManyRedirects:
                 raise FetchError(f"{label}: more than {_MAX_REDIRECTS} redirects", attempts=attempt) from None
             except httpx.DecodingError as exc:
                 raise FetchError(self._safe(f"{label}: undecodable body ({exc})"), attempts=attempt) from None
+            except httpx.ConnectError as exc:
+                # Refused or unresolvable: the address is wrong or the server is down; waiting
+                # seconds for a retry rarely changes that, and an absent local Ollama is common.
+                raise FetchError(
+                    self._safe(f"{label}: cannot connect ({exc})"), attempts=attempt, unreachable=True
+                ) from None
             except httpx.TransportError as exc:
-                kind = "connection refused" if isinstance(exc, httpx.ConnectError) else "connection error"
-                reason = self._safe(f"{label}: {kind} ({exc})")
+                reason, unreachable = self._safe(f"{label}: connection error ({exc})"), False
             except _TooLarge:
                 raise FetchError(
                     f"{label}: response larger than {limits.max_body_bytes // (1024 * 1024)} MB", attempts=attempt
@@ -184,7 +192,10 @@ class HttpClient:
             if wait is None:
                 wait = min(limits.max_retry_wait, 0.5 * 2 ** (attempt - 1))
             if attempt >= limits.max_attempts:
-                raise FetchError(f"{reason} (gave up after {attempt} attempts)", status=status, attempts=attempt)
+                raise FetchError(
+                    f"{reason} (gave up after {attempt} attempts)", status=status, attempts=attempt,
+                    unreachable=unreachable,
+                )
             if wait > limits.max_retry_wait or time.monotonic() - started + wait > limits.max_total_seconds:
                 raise FetchError(
                     f"{reason} (server asks to retry in {wait:.0f}s, beyond the retry budget)",

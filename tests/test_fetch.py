@@ -102,7 +102,7 @@ def test_ollama_unreachable_is_skipped(fake_providers, monkeypatch):
     outcome = fetch_provider("ollama")
     assert (outcome.outcome, outcome.reason) == (
         "skipped",
-        f"Ollama not reachable at {host} (connection refused)",
+        f"Ollama not reachable at {host} (cannot connect)",
     )
 
 

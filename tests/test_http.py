@@ -132,14 +132,14 @@ def test_read_timeout_is_retried_then_reported(fake_providers, waits):
 
 
 def test_connection_refused(waits):
-    """Nothing listening on the port: a 'connection refused' reason, after the bounded retries."""
+    """Nothing listening on the port: one attempt, no waiting, a 'cannot connect' reason marked unreachable."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with HttpClient(LIMITS, sleep=waits.append) as http, pytest.raises(FetchError) as caught:
         http.request_json("GET", f"http://127.0.0.1:{port}/api/tags")
-    assert "connection refused" in caught.value.reason
-    assert caught.value.attempts == LIMITS.max_attempts
+    assert "cannot connect" in caught.value.reason and "Connection refused" in caught.value.reason
+    assert caught.value.unreachable and caught.value.attempts == 1 and waits == []
 
 
 def test_connection_reset_mid_body_is_retried(fake_providers, client):

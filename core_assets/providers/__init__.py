@@ -158,12 +158,10 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 
 def _unreachable(exc: FetchError) -> str | None:
-    """Why the server never answered (refused, unresolvable, timed out); None if it answered badly.
-
-    FetchError carries no error kind, so this reads the wording core_assets.http gives such failures."""
-    if exc.status is not None:
+    """Why the server never answered (refused, unresolvable, timed out); None if it answered badly."""
+    if not exc.unreachable:
         return None
-    return next((cause for cause in ("connection refused", "timed out") if cause in exc.reason), None)
+    return "timed out" if "timed out" in exc.reason else "cannot connect"
 
 
 class _CountingClient(HttpClient):
