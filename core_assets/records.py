@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 SPEC_FIELDS: tuple[str, ...] = (
     "context_window",
     "max_output_tokens",
@@ -38,6 +40,8 @@ LOCAL = "local"  # a model running on the operator's own Ollama
 FREE_TIER = "free_tier"  # the operator declared the account's free tier (CORE_<PROVIDER>_FREE_TIER=1)
 FREE_KINDS = (FREE_VARIANT, ZERO_PRICE, LOCAL, FREE_TIER)
 
+Key = tuple[str, str]  # (provider_id, model_id)
+
 
 @dataclass
 class NormalizedModel:
@@ -62,3 +66,14 @@ class NormalizedModel:
 
 class PayloadError(ValueError):
     """A provider answered with something that is not the API's shape; the message says what is wrong."""
+
+
+def facts_by_key(frame: pd.DataFrame | None, column: str = "facts") -> dict[Key, dict[str, Any]]:
+    """{(provider_id, model_id): facts} from a frame of a reference or inference asset."""
+    if frame is None or frame.empty:
+        return {}
+    return {
+        (p, m): value
+        for p, m, value in zip(frame["provider_id"], frame["model_id"], frame[column], strict=True)
+        if value
+    }

@@ -8,33 +8,14 @@ from typing import Any
 
 import pandas as pd
 
-from core_assets.enrichment.merge import (
-    AI_PREFIX,
-    LITELLM,
-    MODELS_DEV,
-    OVERRIDE,
-    PROVIDER,
-    merge_facts,
-    registry_fields,
-)
-from core_assets.records import SPEC_FIELDS
+from core_assets.enrichment.merge import AI_PREFIX, OVERRIDE, PROVIDER, merge_facts, registry_fields
+from core_assets.records import SPEC_FIELDS, Key
+from core_assets.references.catalog import References
 
-Key = tuple[str, str]
 SPECS_COLUMNS = [
     "provider_id", "model_id", "name", "is_free", "cost_per_1k", "provider_data", "ai_data", "specs", "status",
     "snapshot_id", "sources",
 ]
-
-
-def facts_by_key(frame: pd.DataFrame | None, column: str = "facts") -> dict[Key, dict[str, Any]]:
-    """{(provider_id, model_id): facts} from a frame of a reference or inference asset."""
-    if frame is None or frame.empty:
-        return {}
-    return {
-        (p, m): value
-        for p, m, value in zip(frame["provider_id"], frame["model_id"], frame[column], strict=True)
-        if value
-    }
 
 
 def ai_facts(ai_data: dict[str, Any] | None) -> tuple[str | None, dict[str, Any] | None]:
@@ -47,24 +28,25 @@ def ai_facts(ai_data: dict[str, Any] | None) -> tuple[str | None, dict[str, Any]
 def build_specs(
     normalized: pd.DataFrame,
     *,
-    litellm: Mapping[Key, dict] | None = None,
-    models_dev: Mapping[Key, dict] | None = None,
+    references: References | None = None,
     inferred: Mapping[Key, dict] | None = None,
     overrides: Callable[[str, str], dict | None] | None = None,
     free_tier: Callable[[str], bool] = lambda provider: False,
 ) -> pd.DataFrame:
     """One registry row per normalized model, with `specs.provenance` and the facts of every source."""
-    litellm, models_dev, inferred = litellm or {}, models_dev or {}, inferred or {}
+    references = references or References({})
+    inferred = inferred or {}
     rows = []
     for rec in normalized.to_dict("records"):
         key = (rec["provider_id"], rec["model_id"])
         ai_data = inferred.get(key)
         ai_source, ai_known = ai_facts(ai_data)
+        facts = rec["facts"] or {}
         sources: dict[str, dict | None] = {
             OVERRIDE: overrides(*key) if overrides else None,
-            PROVIDER: rec["facts"],
-            LITELLM: litellm.get(key),
-            MODELS_DEV: models_dev.get(key),
+            PROVIDER: facts,
+            # Catalogs may list a model only under an alias its provider declares (Mistral's -latest ids).
+            **dict(references.sources(*key, facts.get("aliases") or ())),
         }
         if ai_source:
             sources[ai_source] = ai_known

@@ -1,0 +1,129 @@
+"""Checks on `model_specs` that need the merged specs, the registry database or the overrides file:
+price magnitude, price jumps since the last sync, context windows of chat models, stale overrides, coverage.
+All warn; none blocks the registry update."""
+
+import dagster as dg
+import pandas as pd
+
+from core_assets.defs.metadata import md_table
+from core_assets.defs.resources import RegistryDatabase
+from core_assets.enrichment.overrides import load_overrides, upstream_specs
+from core_assets.enrichment.quality import (
+    context_gaps,
+    coverage,
+    implausible_prices,
+    previous_prices,
+    price_jumps,
+)
+
+SPECS = dg.AssetKey("model_specs")
+PRICE_MAGNITUDE_CHECK = "model_specs_price_magnitude"
+PRICE_JUMP_CHECK = "model_specs_price_jump"
+CONTEXT_WINDOW_CHECK = "model_specs_context_window"
+STALE_OVERRIDES_CHECK = "model_specs_stale_overrides"
+COVERAGE_CHECK = "model_specs_coverage"
+
+
+def _specs_rows(model_specs: pd.DataFrame):
+    return zip(model_specs["provider_id"], model_specs["model_id"], model_specs["specs"], strict=True)
+
+
+def _warn(passed: bool, description: str, metadata: dict) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=passed, severity=dg.AssetCheckSeverity.WARN, description=description, metadata=metadata
+    )
+
+
+@dg.asset_check(asset=SPECS, name=PRICE_MAGNITUDE_CHECK)
+def model_specs_price_magnitude(model_specs: pd.DataFrame) -> dg.AssetCheckResult:
+    """Every text model's per-1k price lies in a plausible band; one outside is a per-token/per-1M unit slip."""
+    findings = implausible_prices(_specs_rows(model_specs))
+    return _warn(
+        not findings,
+        f"{len(findings)} implausible per-1k price(s)" if findings else "every price is plausible",
+        {"implausible": len(findings), "prices": md_table([f.row() for f in findings])},
+    )
+
+
+# Blocking only for its ordering: a blocking check runs before model_registry writes the new prices, so the
+# registry still holds the last sync's. Its WARN severity never stops the run.
+@dg.asset_check(asset=SPECS, name=PRICE_JUMP_CHECK, blocking=True)
+def model_specs_price_jump(model_specs: pd.DataFrame, registry_db: RegistryDatabase) -> dg.AssetCheckResult:
+    """No price moved by more than 50% since the last sync (old and new values listed)."""
+    findings = price_jumps(_specs_rows(model_specs), previous_prices(registry_db.engine()))
+    return _warn(
+        not findings,
+        f"{len(findings)} price(s) changed by more than 50%" if findings else "no price jumped",
+        {"jumps": len(findings), "changes": md_table([f.row() for f in findings])},
+    )
+
+
+@dg.asset_check(asset=SPECS, name=CONTEXT_WINDOW_CHECK)
+def model_specs_context_window(model_specs: pd.DataFrame) -> dg.AssetCheckResult:
+    """Every active chat model has a context window."""
+    rows = zip(
+        model_specs["provider_id"],
+        model_specs["model_id"],
+        model_specs["specs"],
+        model_specs["status"],
+        strict=True,
+    )
+    gaps = context_gaps(rows)
+    return _warn(
+        not gaps,
+        f"{len(gaps)} active chat model(s) without a context window"
+        if gaps
+        else "every active chat model has one",
+        {"gaps": len(gaps), "models": md_table([g.row() for g in gaps], limit=50)},
+    )
+
+
+@dg.asset_check(asset=SPECS, name=STALE_OVERRIDES_CHECK)
+def model_specs_stale_overrides(model_specs: pd.DataFrame) -> dg.AssetCheckResult:
+    """No active override sets a value that the model's other sources now give anyway."""
+    overrides = load_overrides()
+    upstream = {
+        (p, m): upstream_specs(sources)
+        for p, m, sources in zip(
+            model_specs["provider_id"], model_specs["model_id"], model_specs["sources"], strict=True
+        )
+    }
+    stale = overrides.stale(upstream)
+    rows = [
+        {
+            "entry": s.override.entry,
+            "provider_id": s.override.provider_id,
+            "model_id": s.override.model_id,
+            "field": s.field,
+            "value": str(s.value),
+            "reason": s.override.reason,
+        }
+        for s in stale
+    ]
+    return _warn(
+        not stale,
+        f"{len(stale)} override field(s) now equal the upstream value; remove them"
+        if stale
+        else "no stale override",
+        {
+            "stale": len(stale),
+            "active_overrides": len(overrides.active()),
+            "expired_overrides": len(overrides.expired()),
+            "fields": md_table(rows),
+        },
+    )
+
+
+@dg.asset_check(asset=SPECS, name=COVERAGE_CHECK)
+def model_specs_coverage(model_specs: pd.DataFrame) -> dg.AssetCheckResult:
+    """Reports the share of active models with a price, a context window and each capability known."""
+    active = model_specs[model_specs["status"] == "active"]
+    shares = coverage(active["specs"])
+    return dg.AssetCheckResult(
+        passed=True,
+        description="coverage of active models",
+        metadata={
+            key: dg.MetadataValue.float(float(value)) if key != "models" else value
+            for key, value in shares.items()
+        },
+    )
