@@ -124,4 +124,19 @@ table_usage = sa.Table(
     sa.Column("last_used_at", Timestamp),
 )
 
+# Ranked candidate models per task profile of routing.yaml, rewritten by the model_routing asset.
+model_routing = sa.Table(
+    "model_routing",
+    metadata,
+    sa.Column("profile", sa.String(64), primary_key=True),
+    sa.Column("rank", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("provider_id", sa.String(64), nullable=False),
+    sa.Column("model_id", sa.String(512), nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("cost_per_1k", Price),
+    sa.Column("context_window", sa.BigInteger),
+    sa.Column("table_used", sa.String(128), nullable=False),
+    sa.Column("computed_at", Timestamp, nullable=False),
+)
+
 CORE_TABLES = frozenset(metadata.tables) | {"alembic_version"}
