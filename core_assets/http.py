@@ -146,10 +146,13 @@ class HttpClient:
         params: dict[str, Any] | None = None,
         json_body: Any = None,
         what: str = "",
+        expect_json: bool = True,
     ) -> Response:
         """Send one request and return its decoded JSON, retrying what retrying can fix.
 
-        Raises FetchError with a one-line, secret-free reason once attempts or time run out."""
+        With `expect_json=False` a successful answer's body is returned as text instead (webhooks such
+        as Slack's answer a plain `ok`). Raises FetchError with a one-line, secret-free reason once
+        attempts or time run out."""
         limits = self.limits
         started = time.monotonic()
         label = what or method
@@ -182,8 +185,11 @@ class HttpClient:
             else:
                 status = response.status_code
                 if status < 300:
-                    return Response(status, self._decode(response, body, label, attempt), str(response.url),
-                                    response.headers, attempt)
+                    if expect_json:
+                        data = self._decode(response, body, label, attempt)
+                    else:
+                        data = body.decode("utf-8", "replace")
+                    return Response(status, data, str(response.url), response.headers, attempt)
                 message = error_message(body) or response.reason_phrase or "error"
                 reason = self._safe(f"{label}: HTTP {status} {message}")
                 if status not in RETRYABLE_STATUS:

@@ -154,3 +154,28 @@ class HttpLimits:
             max_body_bytes=int(num("CORE_HTTP_MAX_BODY_BYTES", d.max_body_bytes)),
             max_pages=int(num("CORE_HTTP_MAX_PAGES", d.max_pages)),
         )
+
+
+def alert_webhook_url() -> str:
+    """`CORE_ALERT_WEBHOOK_URL`: the Slack-compatible webhook that alerts are posted to; empty = log only."""
+    return os.environ.get("CORE_ALERT_WEBHOOK_URL", "").strip()
+
+
+def dagster_ui_url() -> str:
+    """`CORE_DAGSTER_URL`: the Dagster UI's address, so that alerts link to their run (empty = run id only)."""
+    return os.environ.get("CORE_DAGSTER_URL", "").strip().rstrip("/")
+
+
+DEFAULT_ASSET_OWNERS = ("team:llm-platform",)
+
+
+def asset_owners() -> list[str]:
+    """`CORE_ASSET_OWNERS`: comma list of owners (e-mail addresses or `team:<name>`) shown on every asset."""
+    raw = os.environ.get("CORE_ASSET_OWNERS", "")
+    owners = [part.strip() for part in raw.split(",") if part.strip()]
+    bad = [o for o in owners if "@" not in o and not (o.startswith("team:") and len(o) > len("team:"))]
+    if bad:
+        raise ConfigError(
+            f"CORE_ASSET_OWNERS: {', '.join(bad)} is neither an e-mail address nor a `team:<name>`"
+        )
+    return owners or list(DEFAULT_ASSET_OWNERS)
