@@ -43,7 +43,8 @@ def _metadata_value(entry) -> Any:
 def _describe(event: dg.DagsterEvent) -> str | None:
     kind = event.event_type
     if kind == dg.DagsterEventType.STEP_START:
-        return f"  … {event.step_key}"
+        # Only the fetch takes long enough to announce; every other step reports when it lands.
+        return "  … fetching providers" if event.step_key == "provider_ingest" else None
     if kind == dg.DagsterEventType.STEP_FAILURE:
         error = event.step_failure_data.error
         return f"  ✗ {event.step_key} failed: {error.message.strip().splitlines()[0] if error else ''}"
@@ -112,6 +113,17 @@ def summary_rows(result: dg.ExecuteInProcessResult) -> list[dict[str, Any]]:
     return rows
 
 
+def coverage_line(result: dg.ExecuteInProcessResult) -> str | None:
+    """Shares of active models with a price, a context window and each capability known."""
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        if mat.asset_key == dg.AssetKey("model_specs") and "coverage" in mat.metadata:
+            figures = _metadata_value(mat.metadata["coverage"])
+            shares = ", ".join(f"{k} {v:.0%}" for k, v in figures.items() if k != "models")
+            return f"coverage of {figures.get('models', 0)} active models: {shares}"
+    return None
+
+
 def format_summary(rows: list[dict[str, Any]]) -> str:
     header = ["provider", "outcome", "fetched", "new", "changed", "missing", "note"]
     table = [header] + [[str(r[h]) for h in header] for r in rows]
@@ -150,6 +162,9 @@ def run_sync(*, demo: bool, providers: list[str], out: TextIO) -> int:
         done.set()
         follower.join()
     print(format_summary(summary_rows(result)), file=out)
+    coverage = coverage_line(result)
+    if coverage:
+        print(coverage, file=out)
     elapsed = time.monotonic() - started
     if result.success:
         print(f"sync finished in {elapsed:.1f}s (run {run_id})", file=out)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from core_assets.db import engine as db_engine
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.support.fake_providers", "tests.support.fake_llm"]
 
 POSTGRES_ADMIN_URL = os.environ.get("CORE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REQUIRE_POSTGRES = os.environ.get("CORE_REQUIRE_POSTGRES", "") == "1"

@@ -7,6 +7,7 @@ import pandas as pd
 
 from core_assets.schemas import ValidationOutcome
 
+
 def md_table(rows: list[dict[str, Any]] | pd.DataFrame, limit: int = 20, empty: str = "none") -> dg.MetadataValue:
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     if frame.empty:

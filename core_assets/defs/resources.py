@@ -7,6 +7,7 @@ from sqlalchemy.engine import Engine
 from core_assets import settings
 from core_assets.db.engine import connect
 
+
 class RegistryDatabase(dg.ConfigurableResource):
     """The registry database (`CORE_DATABASE_URL`; SQLite `.core/registry.db` by default)."""
 

@@ -133,6 +133,7 @@ def _record(context, engine, outcome: FetchOutcome, shrink_ratio: float):
         "provider": outcome.provider,
         "outcome": final,
         "models": len(outcome.models),
+        "dagster/row_count": len(outcome.models),
         "http_requests": outcome.requests,
         "duration_ms": outcome.duration_ms or 0,
     }

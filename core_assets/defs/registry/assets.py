@@ -42,15 +42,15 @@ def model_registry(context: dg.AssetExecutionContext, registry_db: RegistryDatab
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": sum(counts.values()),
+            "dagster/table_name": f"{engine.dialect.name}: model_registry",
             "rows_by_status": dg.MetadataValue.json(counts),
             "rows_written": result.rows_written,
             "per_provider": md_table(summary),
-            "provider_summary": dg.MetadataValue.json(
-                {p: vars(c) for p, c in result.per_provider.items()}
-            ),
             "new_models": md_table(result.new_models),
             "price_changes": md_table(result.price_changes),
             "newly_missing": md_table(result.newly_missing),
+            # For programs (the CLI's summary); the table above is the same for people.
+            "provider_summary": dg.MetadataValue.json({p: vars(c) for p, c in result.per_provider.items()}),
         }
     )
 
