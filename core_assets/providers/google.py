@@ -10,16 +10,14 @@ from typing import Any
 
 from core_assets.http import FetchError, HttpClient
 from core_assets.providers.parsing import (
-    Deduper,
     ListProvider,
     Parsed,
     any_member,
     capabilities,
     count,
     facts,
-    list_pages,
     member,
-    page_items,
+    parse_pages,
     strings,
     text,
 )
@@ -60,15 +58,8 @@ class Google(ListProvider):
                 raise FetchError(f"google models: more than {http.limits.max_pages} pages, stopped")
 
     def parse(self, payload: dict[str, Any]) -> Parsed:
-        dedupe = Deduper()
-        models = []
-        for page in list_pages(payload, self.name):
-            # The API omits an empty repeated field, so a page without models has no `models` key.
-            for item in page_items(page, "models", missing_is_empty=True):
-                model = normalize_item(item) if isinstance(item, dict) else None
-                if dedupe.accept(model.model_id if model else None):
-                    models.append(model)
-        return Parsed(models, dedupe.skipped)
+        # The API omits an empty repeated field, so a page without models has no `models` key.
+        return parse_pages(payload, self.name, "models", normalize_item, missing_is_empty=True)
 
 
 def normalize_item(item: dict[str, Any]) -> NormalizedModel | None:

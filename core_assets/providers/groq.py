@@ -11,18 +11,16 @@ from typing import Any
 
 from core_assets.http import HttpClient
 from core_assets.providers.parsing import (
-    Deduper,
     ListProvider,
     Parsed,
     any_member,
     capabilities,
     count,
     facts,
-    list_pages,
     mapping,
     member,
     modalities,
-    page_items,
+    parse_pages,
     strings,
     text,
     token_prices,
@@ -41,14 +39,7 @@ class Groq(ListProvider):
         return {"pages": [response.data]}
 
     def parse(self, payload: dict[str, Any]) -> Parsed:
-        dedupe = Deduper()
-        models = []
-        for page in list_pages(payload, self.name):
-            for item in page_items(page, "data"):
-                model = normalize_item(item) if isinstance(item, dict) else None
-                if dedupe.accept(model.model_id if model else None):
-                    models.append(model)
-        return Parsed(models, dedupe.skipped)
+        return parse_pages(payload, self.name, "data", normalize_item)
 
 
 def normalize_item(item: dict[str, Any]) -> NormalizedModel | None:

@@ -11,7 +11,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from core_assets.http import FetchError, HttpClient
 from core_assets.providers.parsing import (
-    Deduper,
     ListProvider,
     Parsed,
     all_prices_zero,
@@ -20,11 +19,10 @@ from core_assets.providers.parsing import (
     count,
     facts,
     iso_date,
-    list_pages,
     mapping,
     member,
     modalities,
-    page_items,
+    parse_pages,
     strings,
     text,
     token_prices,
@@ -61,14 +59,7 @@ class OpenRouter(ListProvider):
                 raise FetchError(f"openrouter models: more than {http.limits.max_pages} pages, stopped")
 
     def parse(self, payload: dict[str, Any]) -> Parsed:
-        dedupe = Deduper()
-        models = []
-        for page in list_pages(payload, self.name):
-            for item in page_items(page, "data"):
-                model = normalize_item(item) if isinstance(item, dict) else None
-                if dedupe.accept(model.model_id if model else None):
-                    models.append(model)
-        return Parsed(models, dedupe.skipped)
+        return parse_pages(payload, self.name, "data", normalize_item)
 
 
 def next_page_url(base_url: str, link: str) -> str:

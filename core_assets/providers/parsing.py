@@ -8,6 +8,7 @@ Only a document whose top level is not the API's shape raises PayloadError.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -35,6 +36,25 @@ class ListProvider(Provider):
     @abstractmethod
     def parse(self, payload: dict[str, Any]) -> Parsed:
         """Like `normalize`, plus the number of dropped items. Raises PayloadError."""
+
+
+def parse_pages(
+    payload: Any,
+    provider: str,
+    key: str,
+    normalize_item: Callable[[dict[str, Any]], NormalizedModel | None],
+    *,
+    missing_is_empty: bool = False,
+) -> Parsed:
+    """Every item under `key` of every page, one model per id (the first wins)."""
+    dedupe = Deduper()
+    models = []
+    for page in list_pages(payload, provider):
+        for item in page_items(page, key, missing_is_empty=missing_is_empty):
+            model = normalize_item(item) if isinstance(item, dict) else None
+            if dedupe.accept(model.model_id if model else None):
+                models.append(model)
+    return Parsed(models, dedupe.skipped)
 
 
 def text(value: Any) -> str | None:
