@@ -12,10 +12,20 @@ def md_table(rows: list[dict[str, Any]] | pd.DataFrame, limit: int = 20, empty: 
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     if frame.empty:
         return dg.MetadataValue.md(empty)
-    text = frame.head(limit).to_markdown(index=False)
+    shown = frame.head(limit)
+    # Blank cells rather than "nan" for unknown values.
+    text = shown.astype(object).where(shown.notna(), "").to_markdown(index=False)
     if len(frame) > limit:
         text += f"\n\n… and {len(frame) - limit} more"
     return dg.MetadataValue.md(text)
+
+def warnings_md(warnings: list[str], limit: int = 20) -> dg.MetadataValue:
+    """Warnings as a Markdown list (the first `limit`)."""
+    shown = [f"- {w}" for w in warnings[:limit]]
+    if len(warnings) > limit:
+        shown.append(f"- … and {len(warnings) - limit} more")
+    return dg.MetadataValue.md("\n".join(shown) or "none")
+
 
 def validation_result(check_name: str, asset_key: dg.AssetKey, outcome: ValidationOutcome) -> dg.AssetCheckResult:
     """A pandera validation as a check result, with the failing rows as a Markdown table."""

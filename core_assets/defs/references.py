@@ -4,7 +4,7 @@ providers' models (exact id mapping, core_assets/references/README.md)."""
 import dagster as dg
 import pandas as pd
 
-from core_assets.defs.metadata import md_table
+from core_assets.defs.metadata import md_table, warnings_md
 from core_assets.defs.resources import DataSources
 from core_assets.enrichment.quality import implausible_prices
 from core_assets.references import litellm, models_dev
@@ -13,14 +13,6 @@ from core_assets.references.catalog import Catalog, load_catalog
 GROUP = "references"
 LITELLM_PRICE_MAGNITUDE_CHECK = "ref_litellm_price_magnitude"
 MODELS_DEV_PRICE_MAGNITUDE_CHECK = "ref_models_dev_price_magnitude"
-
-
-def warnings_md(warnings: list[str], limit: int = 20) -> dg.MetadataValue:
-    """Warnings as a Markdown list (the first `limit`)."""
-    shown = [f"- {w}" for w in warnings[:limit]]
-    if len(warnings) > limit:
-        shown.append(f"- … and {len(warnings) - limit} more")
-    return dg.MetadataValue.md("\n".join(shown) or "none")
 
 
 def _materialize(context: dg.AssetExecutionContext, catalog: Catalog) -> dg.MaterializeResult:

@@ -34,11 +34,6 @@ def model_discrepancies(
             "models": int(frame[["provider_id", "model_id"]].drop_duplicates().shape[0]),
             "by_field": dg.MetadataValue.json({k: int(v) for k, v in frame["field"].value_counts().items()}),
             "tolerance": float(DEFAULT_TOLERANCE),
-            # Object dtype keeps "not stated" blank instead of printing NaN.
-            "report": md_table(
-                frame.astype(object).where(frame.notna(), None),
-                limit=50,
-                empty="No disagreements beyond the tolerance.",
-            ),
+            "report": md_table(frame, limit=50, empty="No disagreements beyond the tolerance."),
         },
     )

@@ -4,7 +4,7 @@ states, by the inferencer `CORE_INFERENCER` selects (heuristic by default, or an
 import dagster as dg
 import pandas as pd
 
-from core_assets.defs.references import warnings_md
+from core_assets.defs.metadata import warnings_md
 from core_assets.defs.resources import DataSources, RegistryDatabase
 from core_assets.enrichment.inference import infer_metadata, inferencer_from_env, merged_specs
 from core_assets.enrichment.quality import coverage
