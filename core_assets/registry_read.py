@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -77,6 +78,14 @@ def price_history(engine: Engine, provider: str, model_id: str) -> list[dict[str
         return [dict(row) for row in rows]
 
 
+def _when(value: Any) -> str:
+    """A timestamp to the second, in UTC (SQLite returns them without a zone; all are written in UTC)."""
+    if not isinstance(value, datetime):
+        return "unknown" if value is None else str(value)
+    value = value.astimezone(UTC) if value.tzinfo else value
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _value(value: Any) -> str:
     if value is None:
         return "unknown"
@@ -100,8 +109,8 @@ def format_model(row: dict[str, Any]) -> str:
         f"{row['provider_id']}/{row['model_id']}" + (f"  ({row['name']})" if row.get("name") else ""),
         f"status: {row['status']}   free: {_value(row['is_free'])}   "
         f"input price: {'unknown' if cost is None else '$' + _value(cost) + ' per 1k tokens'}",
-        f"first seen: {row.get('first_seen_at')}   last seen: {row.get('last_seen_at')}   "
-        f"updated: {row.get('updated_at')}",
+        f"first seen: {_when(row.get('first_seen_at'))}   last seen: {_when(row.get('last_seen_at'))}   "
+        f"updated: {_when(row.get('updated_at'))}",
         "",
     ]
     entries: list[tuple[str, str, str]] = []
@@ -124,7 +133,7 @@ def format_history(row: dict[str, Any], history: list[dict[str, Any]]) -> str:
     """The lifecycle and price history of one model for a terminal."""
     lines = [
         f"{row['provider_id']}/{row['model_id']}  status: {row['status']}",
-        f"first seen: {row.get('first_seen_at')}   last seen: {row.get('last_seen_at')}",
+        f"first seen: {_when(row.get('first_seen_at'))}   last seen: {_when(row.get('last_seen_at'))}",
         "",
     ]
     if not history:
@@ -134,8 +143,8 @@ def format_history(row: dict[str, Any], history: list[dict[str, Any]]) -> str:
     for entry in history:
         table.append(
             (
-                str(entry["valid_from"]),
-                str(entry["valid_to"]) if entry["valid_to"] is not None else "now",
+                _when(entry["valid_from"]),
+                _when(entry["valid_to"]) if entry["valid_to"] is not None else "now",
                 _value(entry["input_cost_per_1k"]),
                 _value(entry["output_cost_per_1k"]),
                 _value(entry["is_free"]),
