@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core_assets.custom_tables import MAX_NAME_LENGTH, NAME_PATTERN, relations
+from core_assets.db.engine import write_transaction
 from core_assets.db.tables import (
     CORE_TABLES,
     REGISTRY_TABLE,
@@ -67,7 +68,7 @@ def set_active_table(engine: Engine, name: str, actor: str | None = None) -> str
     if problem := table_problem(engine, name):
         raise InvalidTableError(f"cannot use {problem} (`core-registry tables` lists the candidates)")
     now = datetime.now(UTC)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         previous = conn.execute(
             sa.select(orchestrator_config.c.active_table_name)
             .where(orchestrator_config.c.id == CONFIG_ID)

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlglot import exp
 
 from core_assets import settings
+from core_assets.db.engine import ADVISORY_LOCK_VIEWS, write_transaction
 from core_assets.db.tables import CORE_TABLES, REGISTRY_TABLE
 
 NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]*")
@@ -55,7 +56,8 @@ SQL_RESERVED_WORDS = frozenset(
     symmetric system_user table tablesample then to trailing true union unique user using variadic verbose
     when where window with""".split()  # noqa: SIM905 (a block of words reads better than 100 quoted strings)
 )
-SYSTEM_PREFIXES = ("pg_", "sqlite_")
+# SQLite's pragma_<name> table functions read the database's internals (file paths, internal schemas).
+SYSTEM_PREFIXES = ("pg_", "sqlite_", "pragma_")
 SYSTEM_NAMES = frozenset({"information_schema"})
 
 # Statements and clauses that write, lock, change settings or leave the database, wherever they appear.
@@ -75,7 +77,7 @@ FORBIDDEN_FUNCTIONS = frozenset(
 )  # fmt: skip
 FORBIDDEN_FUNCTION_PREFIXES = (
     "pg_", "lo_", "dblink", "txid_", "query_to_", "table_to_", "schema_to_", "database_to_", "cursor_to_",
-    "sqlite_", "binary_upgrade_",
+    "sqlite_", "pragma_", "binary_upgrade_",
 )  # fmt: skip
 
 FILTER_KEYS = (
@@ -118,9 +120,21 @@ class CustomTable:
         return hashlib.sha256(self.sql.encode()).hexdigest()[:12]
 
     def sql_for(self, dialect: str) -> str:
-        """The SELECT for `dialect` ("postgresql" or "sqlite"), regenerated from the checked tree."""
+        """The SELECT for `dialect` ("postgresql" or "sqlite"), regenerated from the checked tree and
+        checked again as that dialect reads it, so that what runs is what was checked even where a
+        translation goes wrong. Raises CustomTableError."""
         target = "postgres" if dialect == "postgresql" else dialect
-        return self.tree.sql(dialect=target, comments=False)
+        try:
+            sql = self.tree.sql(dialect=target, comments=False, unsupported_level=sqlglot.ErrorLevel.RAISE)
+            again = parse_select(sql, path=self.path, dialect=target)
+        except (sqlglot.errors.SqlglotError, CustomTableError) as exc:
+            reason = exc.reason if isinstance(exc, CustomTableError) else _parse_error_text(exc)
+            raise CustomTableError(self.path, f"the query cannot be written for {dialect} faithfully: {reason}") from None
+        if tables_read(again, path=self.path) != self.reads:
+            raise CustomTableError(
+                self.path, f"the query cannot be written for {dialect} faithfully: it would read other tables"
+            )
+        return sql
 
     @property
     def upstream_assets(self) -> list[str]:
@@ -189,12 +203,12 @@ def _first_word(text: str) -> str | None:
     return tokens[0].text.upper() if tokens else None
 
 
-def parse_select(text: str, *, path: Path) -> exp.Query:
+def parse_select(text: str, *, path: Path, dialect: str = "postgres") -> exp.Query:
     """Parse `text` as exactly one read-only query, or raise CustomTableError saying why not."""
     try:
         statements = [
             s
-            for s in sqlglot.parse(text, read="postgres")
+            for s in sqlglot.parse(text, read=dialect)
             if s is not None and not isinstance(s, exp.Semicolon)
         ]
     except sqlglot.errors.SqlglotError as exc:
@@ -505,30 +519,38 @@ def create_view(engine: Engine, table: CustomTable, dependents: Sequence[CustomT
     quote = engine.dialect.identifier_preparer.quote_identifier
     sql = table.sql_for(dialect)
     try:
-        with engine.begin() as conn:
+        # Two syncs may rebuild the same views at once; PostgreSQL's catalog does not take concurrent
+        # DDL on one view gracefully ("tuple concurrently updated", duplicate type names).
+        with write_transaction(engine, advisory_lock=ADVISORY_LOCK_VIEWS) as conn:
             if dialect == "postgresql":
                 try:
                     with conn.begin_nested():
-                        conn.exec_driver_sql(f"CREATE OR REPLACE VIEW {quote(table.name)} AS {sql}")
+                        _ddl(conn, f"CREATE OR REPLACE VIEW {quote(table.name)} AS {sql}")
                 except sa.exc.DBAPIError:
                     # PostgreSQL replaces a view only if its columns keep their names and types.
                     rebuilt = [d for d in dependents if existing.get(d.name) == "view"]
                     for dependent in reversed(rebuilt):
-                        conn.exec_driver_sql(f"DROP VIEW IF EXISTS {quote(dependent.name)}")
-                    conn.exec_driver_sql(f"DROP VIEW IF EXISTS {quote(table.name)}")
-                    conn.exec_driver_sql(f"CREATE VIEW {quote(table.name)} AS {sql}")
+                        _ddl(conn, f"DROP VIEW IF EXISTS {quote(dependent.name)}")
+                    _ddl(conn, f"DROP VIEW IF EXISTS {quote(table.name)}")
+                    _ddl(conn, f"CREATE VIEW {quote(table.name)} AS {sql}")
                     for dependent in rebuilt:
-                        conn.exec_driver_sql(
-                            f"CREATE VIEW {quote(dependent.name)} AS {dependent.sql_for(dialect)}"
-                        )
+                        _ddl(conn, f"CREATE VIEW {quote(dependent.name)} AS {dependent.sql_for(dialect)}")
             else:
-                conn.exec_driver_sql(f"DROP VIEW IF EXISTS {quote(table.name)}")
-                conn.exec_driver_sql(f"CREATE VIEW {quote(table.name)} AS {sql}")
+                _ddl(conn, f"DROP VIEW IF EXISTS {quote(table.name)}")
+                _ddl(conn, f"CREATE VIEW {quote(table.name)} AS {sql}")
             row_count = conn.execute(sa.text(f"SELECT count(*) FROM {quote(table.name)}")).scalar_one()
     except sa.exc.DBAPIError as exc:
         message = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise CustomTableError(table.path, f"the database refused the view: {message}") from None
     return ViewInfo(name=table.name, columns=view_columns(engine, table.name), row_count=row_count, sql=sql)
+
+
+def _ddl(conn: sa.Connection, statement: str) -> None:
+    """Run one statement that takes no parameters. psycopg reads `%` as the start of a placeholder even
+    then, so a view with `LIKE '%free'` needs it doubled; the driver turns `%%` back into `%`."""
+    if conn.dialect.paramstyle in ("format", "pyformat"):
+        statement = statement.replace("%", "%%")
+    conn.exec_driver_sql(statement)
 
 
 def view_columns(engine: Engine, name: str) -> list[tuple[str, str]]:

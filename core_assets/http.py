@@ -7,9 +7,12 @@ through `HttpClient.request_json`, so that retry, backoff and redaction behave t
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import logging
+import os
 import re
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,6 +29,10 @@ RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Headers that carry credentials; they never follow a redirect to another host.
 AUTH_HEADERS = frozenset({"authorization", "x-goog-api-key", "x-api-key", "api-key"})
 _GOOGLE_RETRY_DELAY = re.compile(r'"retryDelay"\s*:\s*"(\d+(?:\.\d+)?)s"')
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# How a body can spell a surrogate: a \\u escape, or UTF-8-like bytes that Python's JSON decoder accepts.
+_SURROGATE_SPELLING = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 _MAX_REDIRECTS = 5
 
 
@@ -99,9 +106,33 @@ def error_message(body: bytes) -> str | None:
     return None
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
+def one_line(text: str, limit: int = 300) -> str:
+    """`text` as one printable line of at most `limit` characters: whitespace runs become one space and
+    other control characters (NUL, terminal escape sequences) their escaped form, so that a reason
+    quoting a server's words is safe to store, log and print."""
+    text = _SURROGATE.sub("\ufffd", " ".join(text.split()))
+    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _well_formed(value: Any) -> Any:
+    """`value` with every lone surrogate (ill-formed UTF-16, which JSON's \\u escapes can spell) turned
+    into U+FFFD, as the Unicode standard prescribes: it is no character, and no UTF-8 text — a database,
+    a hash, a log line — can hold it."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_well_formed(k): _well_formed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_well_formed(v) for v in value]
+    return value
+
+
+@functools.cache
+def _ssl_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    """httpx's default context, built once per process and per value of the two variables it reads:
+    loading the CA bundle costs tens of milliseconds of CPU, and a sync opens a client per provider."""
+    return httpx.create_ssl_context()
 
 
 class HttpClient:
@@ -120,6 +151,7 @@ class HttpClient:
         self._sleep = sleep
         self._client = httpx.Client(
             transport=transport,
+            verify=_ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")),
             timeout=httpx.Timeout(self.limits.timeout, connect=min(10.0, self.limits.timeout)),
             follow_redirects=False,
             headers={"user-agent": "core-model-registry/0.1 (+https://github.com/)", "accept": "application/json"},
@@ -135,7 +167,7 @@ class HttpClient:
         self._client.close()
 
     def _safe(self, text: str) -> str:
-        return _one_line(redact(text, self.secrets))
+        return one_line(redact(text, self.secrets))
 
     def request_json(
         self,
@@ -154,7 +186,8 @@ class HttpClient:
         as Slack's answer a plain `ok`). Raises FetchError with a one-line, secret-free reason once
         attempts or time run out."""
         limits = self.limits
-        started = time.monotonic()
+        # One budget for the whole call, retries, waits and slowly arriving bodies included.
+        deadline = time.monotonic() + limits.max_total_seconds
         label = what or method
         attempt = 0
         while True:
@@ -162,10 +195,11 @@ class HttpClient:
             status: int | None = None
             wait: float | None = None
             unreachable = False
+            timeout = min(limits.timeout, max(0.001, deadline - time.monotonic()))
             try:
-                response, body = self._send(method, url, headers or {}, params, json_body)
+                response, body = self._send(method, url, headers or {}, params, json_body, timeout, deadline)
             except httpx.TimeoutException:
-                reason, unreachable = f"{label}: timed out after {limits.timeout:g}s", True
+                reason, unreachable = f"{label}: timed out after {round(timeout, 2):g}s", True
             except httpx.TooManyRedirects:
                 raise FetchError(f"{label}: more than {_MAX_REDIRECTS} redirects", attempts=attempt) from None
             except httpx.DecodingError as exc:
@@ -181,6 +215,11 @@ class HttpClient:
             except _TooLarge:
                 raise FetchError(
                     f"{label}: response larger than {limits.max_body_bytes // (1024 * 1024)} MB", attempts=attempt
+                ) from None
+            except _TooSlow:
+                raise FetchError(
+                    f"{label}: the answer did not complete within the time budget of {limits.max_total_seconds:g}s",
+                    attempts=attempt,
                 ) from None
             else:
                 status = response.status_code
@@ -202,18 +241,26 @@ class HttpClient:
                     f"{reason} (gave up after {attempt} attempts)", status=status, attempts=attempt,
                     unreachable=unreachable,
                 )
-            if wait > limits.max_retry_wait or time.monotonic() - started + wait > limits.max_total_seconds:
+            if wait > limits.max_retry_wait:
                 raise FetchError(
                     f"{reason} (server asks to retry in {wait:.0f}s, beyond the retry budget)",
                     status=status,
                     attempts=attempt,
+                )
+            if time.monotonic() + wait >= deadline:
+                raise FetchError(
+                    f"{reason} (gave up after {attempt} attempts: the time budget of "
+                    f"{limits.max_total_seconds:g}s is spent)",
+                    status=status,
+                    attempts=attempt,
+                    unreachable=unreachable,
                 )
             log.info("%s; retrying in %.1fs (attempt %d of %d)", reason, wait, attempt + 1, limits.max_attempts)
             self._sleep(wait)
 
     def _decode(self, response: httpx.Response, body: bytes, label: str, attempt: int) -> Any:
         try:
-            return json.loads(body)
+            data = json.loads(body)
         except (ValueError, RecursionError):  # RecursionError: nesting deeper than the decoder goes
             kind = response.headers.get("content-type", "unknown type").split(";")[0]
             snippet = body[:80].decode("utf-8", "replace")
@@ -222,13 +269,18 @@ class HttpClient:
                 status=response.status_code,
                 attempts=attempt,
             ) from None
+        return _well_formed(data) if _SURROGATE_SPELLING.search(body) else data
 
-    def _send(self, method, url, headers, params, json_body) -> tuple[httpx.Response, bytes]:
+    def _send(
+        self, method, url, headers, params, json_body, timeout: float, deadline: float
+    ) -> tuple[httpx.Response, bytes]:
         """One request, following redirects by hand so that credentials never reach another host."""
         current_url, current_headers, current_params = url, dict(headers), params
+        timeouts = httpx.Timeout(timeout, connect=min(10.0, timeout))
         for _ in range(_MAX_REDIRECTS + 1):
             request = self._client.build_request(
-                method, current_url, headers=current_headers, params=current_params, json=json_body
+                method, current_url, headers=current_headers, params=current_params, json=json_body,
+                timeout=timeouts,
             )
             response = self._client.send(request, stream=True)
             try:
@@ -242,12 +294,12 @@ class HttpClient:
                         current_headers = {k: v for k, v in current_headers.items() if k.lower() not in AUTH_HEADERS}
                     current_url, current_params = str(target), None
                     continue
-                return response, self._read(response)
+                return response, self._read(response, deadline)
             finally:
                 response.close()
         raise httpx.TooManyRedirects("too many redirects", request=request)
 
-    def _read(self, response: httpx.Response) -> bytes:
+    def _read(self, response: httpx.Response, deadline: float) -> bytes:
         limit = self.limits.max_body_bytes
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
@@ -257,9 +309,17 @@ class HttpClient:
             size += len(chunk)
             if size > limit:
                 raise _TooLarge()
+            # The read timeout bounds each wait for a byte, not the body: a server sending one byte a
+            # second would otherwise hold the sync for weeks.
+            if time.monotonic() > deadline:
+                raise _TooSlow()
             chunks.append(chunk)
         return b"".join(chunks)
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _TooSlow(Exception):
     pass

@@ -39,6 +39,8 @@ ZERO_PRICE = "zero_price"  # OpenRouter text model whose every listed price is 0
 LOCAL = "local"  # a model running on the operator's own Ollama
 FREE_TIER = "free_tier"  # the operator declared the account's free tier (CORE_<PROVIDER>_FREE_TIER=1)
 FREE_KINDS = (FREE_VARIANT, ZERO_PRICE, LOCAL, FREE_TIER)
+# Free kinds whose marginal price is zero by definition; a free tier keeps the list price.
+ZERO_PRICED_FREE_KINDS = (FREE_VARIANT, ZERO_PRICE, LOCAL)
 
 Key = tuple[str, str]  # (provider_id, model_id)
 

@@ -18,6 +18,7 @@ import yaml
 from sqlalchemy.engine import Engine
 
 from core_assets import settings
+from core_assets.db.engine import ADVISORY_LOCK_ROUTING, write_transaction
 from core_assets.db.tables import model_routing
 from core_assets.selector import STRATEGIES, ModelSelector, Selection
 
@@ -183,8 +184,9 @@ def compute_routing(
 
 def write_routing(engine: Engine, rows: list[dict[str, Any]]) -> None:
     """Replace the whole routing table with `rows` in one transaction: readers see the old routing or
-    the new one, and profiles removed from the file disappear."""
-    with engine.begin() as conn:
+    the new one, and profiles removed from the file disappear. Writers take turns: two at once would each
+    delete only the rows they can see and then insert the same keys."""
+    with write_transaction(engine, advisory_lock=ADVISORY_LOCK_ROUTING) as conn:
         conn.execute(model_routing.delete())
         if rows:
             conn.execute(model_routing.insert(), rows)

@@ -15,11 +15,8 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from core_assets.db.tables import STATUSES
-from core_assets.records import FREE_TIER
+from core_assets.records import FREE_TIER, ZERO_PRICED_FREE_KINDS
 from core_assets.settings import PROVIDERS
-
-# Free kinds whose marginal price is zero by definition; a free tier keeps the list price.
-ZERO_PRICED_FREE_KINDS = ("free_variant", "zero_price", "local")
 
 
 def _num(value) -> float | None:

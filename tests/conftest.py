@@ -30,16 +30,21 @@ def _postgres_available() -> str | None:
 _PG_UNAVAILABLE = _postgres_available()
 
 
-@pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch, tmp_path):
-    """No test sees the developer's keys, database or provider settings, and each works in its own folder."""
+def isolate_environment(monkeypatch: pytest.MonkeyPatch, folder) -> None:
+    """Remove the developer's keys, database and provider settings, and work in `folder`."""
     for name in list(os.environ):
         if name.startswith("CORE_") and name not in {"CORE_TEST_POSTGRES_URL", "CORE_REQUIRE_POSTGRES"}:
             monkeypatch.delenv(name)
     for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "MISTRAL_API_KEY", "GROQ_API_KEY", "OPENROUTER_API_KEY",
                  "OLLAMA_HOST", "DAGSTER_HOME"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(folder)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch, tmp_path):
+    """No test sees the developer's keys, database or provider settings, and each works in its own folder."""
+    isolate_environment(monkeypatch, tmp_path)
     yield
     db_engine.dispose_all()
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -18,6 +22,16 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same for every process that migrates or syncs.
 ADVISORY_LOCK_MIGRATE = 0x636F7265_0001
 ADVISORY_LOCK_SYNC = 0x636F7265_0002
+ADVISORY_LOCK_VIEWS = 0x636F7265_0003
+ADVISORY_LOCK_ROUTING = 0x636F7265_0004
+
+# PostgreSQL cannot store U+0000 in jsonb (nor in text), yet JSON and the providers allow it. Every JSON
+# document is therefore stored with NUL written as JSON_ESCAPE + "0" and JSON_ESCAPE itself doubled, on
+# both databases alike; reading undoes it, so the round trip is exact. JSON_ESCAPE is the first
+# private-use code point, which has no meaning of its own: a document holding neither character (every
+# real one so far) is stored exactly as it is.
+JSON_ESCAPE = "\ue000"
+_ESCAPED = re.compile("\ue000([\ue0000])")
 
 _engines: dict[str, Engine] = {}
 _upgraded: set[str] = set()
@@ -34,6 +48,60 @@ def json_default(value):
 
 def dumps(value) -> str:
     return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
+
+
+def _map_strings(value: Any, change) -> Any:
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {change(k) if isinstance(k, str) else k: _map_strings(v, change) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_map_strings(v, change) for v in value]
+    return value
+
+
+def _escape(text: str) -> str:
+    return text.replace(JSON_ESCAPE, JSON_ESCAPE * 2).replace("\x00", JSON_ESCAPE + "0")
+
+
+def _unescape(text: str) -> str:
+    return _ESCAPED.sub(lambda m: "\x00" if m.group(1) == "0" else JSON_ESCAPE, text)
+
+
+def needs_escape(text: str) -> bool:
+    """Whether the JSON text of a document holds NUL or JSON_ESCAPE, which `store_json` must escape."""
+    # Two substring tests: several times faster than one regular expression on documents of many MB.
+    return "\\u0000" in text or JSON_ESCAPE in text
+
+
+def store_json(value: Any) -> str:
+    """The text a JSON column of the registry database holds for `value` (the engines' serializer)."""
+    text = dumps(value)
+    if needs_escape(text):
+        text = dumps(_map_strings(value, _escape))
+    return text
+
+
+def load_json(text: str | bytes) -> Any:
+    """`value` back from what `store_json` wrote (the engines' deserializer)."""
+    value = json.loads(text)
+    escaped = JSON_ESCAPE if isinstance(text, str) else JSON_ESCAPE.encode()
+    return _map_strings(value, _unescape) if escaped in text else value
+
+
+@contextmanager
+def write_transaction(engine: Engine, *, advisory_lock: int | None = None) -> Iterator[sa.Connection]:
+    """A transaction that writes. On SQLite it takes the write lock at BEGIN (BEGIN IMMEDIATE): a
+    transaction that reads before it writes otherwise fails at once with "database is locked" when
+    another process committed in between, instead of waiting for the lock. On PostgreSQL the writers
+    that name the same `advisory_lock` run one at a time (the lock is held until commit)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.info["begin_sql"] = "BEGIN IMMEDIATE"
+        with conn.begin():
+            if advisory_lock is not None and conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": advisory_lock})
+            yield conn
 
 
 def normalize_url(url: str) -> str:
@@ -77,7 +145,10 @@ def _create_engine(url: str) -> Engine:
         # The pysqlite driver's own transaction handling is switched off so that BEGIN IMMEDIATE
         # (see db.locks) really starts the transaction.
         engine = sa.create_engine(
-            url, json_serializer=dumps, connect_args={"isolation_level": None, "timeout": 60}
+            url,
+            json_serializer=store_json,
+            json_deserializer=load_json,
+            connect_args={"isolation_level": None, "timeout": 60},
         )
         sa.event.listen(engine, "connect", _on_sqlite_connect)
 
@@ -86,7 +157,7 @@ def _create_engine(url: str) -> Engine:
             conn.exec_driver_sql(conn.info.pop("begin_sql", "BEGIN"))
 
         return engine
-    return sa.create_engine(url, json_serializer=dumps, pool_pre_ping=True)
+    return sa.create_engine(url, json_serializer=store_json, json_deserializer=load_json, pool_pre_ping=True)
 
 
 def alembic_config(connection: sa.Connection) -> Config:

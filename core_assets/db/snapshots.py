@@ -2,11 +2,13 @@
 
 Outcomes: `ok` (a new response, payload stored), `unchanged` (same sha256 as the snapshot in force; the
 payload is not stored twice), `failed`, `skipped`, and `suspect` (the shrink guard: a successful response
-listing far fewer models than the registry holds — stored for inspection, never put in force).
+listing far fewer models than the registry holds, or keeping few of them — stored for inspection, never
+put in force).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from core_assets.db.engine import write_transaction
 from core_assets.db.tables import model_registry, provider_snapshots
 
 GOOD = ("ok", "unchanged")
@@ -48,21 +51,33 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def active_counts(conn: sa.Connection, providers: list[str]) -> dict[str, int]:
-    rows = conn.execute(
-        sa.select(model_registry.c.provider_id, sa.func.count())
-        .where(model_registry.c.provider_id.in_(providers), model_registry.c.status != "missing")
-        .group_by(model_registry.c.provider_id)
-    ).all()
-    return {p: 0 for p in providers} | {p: n for p, n in rows}
-
-
 def is_suspect(model_count: int, active_before: int, ratio: float) -> bool:
     """The shrink guard (SPEC §7): a successful fetch with zero models, or fewer than `ratio` of the
     provider's active rows, is not trusted."""
     if ratio <= 0 or active_before == 0:
         return False
     return model_count == 0 or model_count < ratio * active_before
+
+
+def active_ids(conn: sa.Connection, provider: str) -> set[str]:
+    reg = model_registry.c
+    rows = conn.execute(sa.select(reg.model_id).where(reg.provider_id == provider, reg.status != "missing"))
+    return set(rows.scalars())
+
+
+def guard_reason(
+    provider: str, model_ids: Collection[str] | None, model_count: int, active: set[str], ratio: float
+) -> str | None:
+    """Why a successful fetch is suspect, or None. Beyond the count (`is_suspect`), a listing that keeps
+    fewer than `ratio` of the active ids — a catalog renamed wholesale, or swapped for another
+    account's — would mark most of the registry missing at once; it is held back the same way."""
+    threshold = f"kept the previous snapshot (shrink guard, threshold {ratio:.0%})"
+    if is_suspect(model_count, len(active), ratio):
+        return f"{provider} listed {model_count} models but the registry holds {len(active)} active; {threshold}"
+    kept = len(active.intersection(model_ids)) if model_ids is not None else len(active)
+    if is_suspect(kept, len(active), ratio):
+        return f"{provider} listed {model_count} models but only {kept} of the {len(active)} active ones; {threshold}"
+    return None
 
 
 def record_fetch(
@@ -79,18 +94,18 @@ def record_fetch(
     run_id: str | None,
     shrink_ratio: float,
     fetched_at: datetime | None = None,
+    model_ids: Collection[str] | None = None,
 ) -> RecordedFetch:
-    """Store one fetch attempt and decide whether its payload goes in force."""
+    """Store one fetch attempt and decide whether its payload goes in force. `model_ids` (the ids the
+    answer lists) lets the shrink guard also catch a catalog whose ids changed wholesale."""
     fetched_at = fetched_at or utcnow()
-    with engine.begin() as conn:
-        active_before = active_counts(conn, [provider])[provider]
+    with write_transaction(engine) as conn:
+        active = active_ids(conn, provider)
+        active_before = len(active)
         if outcome == "ok":
-            if is_suspect(model_count or 0, active_before, shrink_ratio):
-                outcome = "suspect"
-                reason = (
-                    f"{provider} listed {model_count} models but the registry holds {active_before} active; "
-                    f"kept the previous snapshot (shrink guard, threshold {shrink_ratio:.0%})"
-                )
+            suspicion = guard_reason(provider, model_ids, model_count or 0, active, shrink_ratio)
+            if suspicion:
+                outcome, reason = "suspect", suspicion
             else:
                 in_force = conn.execute(
                     sa.select(provider_snapshots.c.sha256)
@@ -119,8 +134,19 @@ def record_fetch(
     return RecordedFetch(snapshot_id, outcome, reason, active_before)
 
 
-def snapshots_in_force(engine: Engine, providers: list[str]) -> dict[str, SnapshotInForce]:
-    """The latest good snapshot of each provider that has one, with its payload."""
+def stores_payload_verbatim(engine: Engine) -> bool:
+    """Whether a payload read back equals the one written, key order included (SQLite keeps the JSON text;
+    PostgreSQL's jsonb orders keys its own way)."""
+    return engine.dialect.name != "postgresql"
+
+
+def snapshots_in_force(
+    engine: Engine, providers: list[str], *, held: Mapping[str, str] | None = None
+) -> dict[str, SnapshotInForce]:
+    """The latest good snapshot of each provider that has one, with its payload — except where `held`
+    (provider → sha256 of a payload the caller has in memory) names that very payload: its payload is
+    then None, and the caller uses its own copy instead of reading it back."""
+    held = held or {}
     snaps = provider_snapshots.c
     with engine.connect() as conn:
         latest_ok = (
@@ -137,10 +163,16 @@ def snapshots_in_force(engine: Engine, providers: list[str]) -> dict[str, Snapsh
             ).all()
         )
         rows = conn.execute(
-            sa.select(snaps.id, snaps.provider, snaps.fetched_at, snaps.sha256, snaps.payload).join(
+            sa.select(snaps.id, snaps.provider, snaps.fetched_at, snaps.sha256).join(
                 latest_ok, latest_ok.c.id == snaps.id
             )
         ).all()
+        wanted = [row.id for row in rows if row.sha256 is None or held.get(row.provider) != row.sha256]
+        payloads = (
+            dict(conn.execute(sa.select(snaps.id, snaps.payload).where(snaps.id.in_(wanted))).all())
+            if wanted
+            else {}
+        )
     return {
         row.provider: SnapshotInForce(
             provider=row.provider,
@@ -148,7 +180,7 @@ def snapshots_in_force(engine: Engine, providers: list[str]) -> dict[str, Snapsh
             fetched_at=_aware(row.fetched_at),
             confirmed_at=_aware(confirmed.get(row.provider) or row.fetched_at),
             sha256=row.sha256,
-            payload=row.payload,
+            payload=payloads.get(row.id),
         )
         for row in rows
     }

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
+from core_assets.db.engine import write_transaction
 from core_assets.db.tables import ai_inference_cache
 from core_assets.enrichment.base import (
     Inference,
@@ -222,7 +223,7 @@ def write_cache(
         for item, input_hash, inference in answers
     ]
     insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         for chunk in _chunks(rows, CHUNK // 10):
             # Two syncs may infer the same model at once; the first answer stored stays.
             conn.execute(insert(ai_inference_cache).values(chunk).on_conflict_do_nothing())

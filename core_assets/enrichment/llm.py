@@ -27,7 +27,7 @@ from core_assets.db.engine import dumps
 from core_assets.enrichment.base import Inference, Inferencer, ModelInput, restrict
 from core_assets.enrichment.heuristic import HeuristicInferencer
 from core_assets.http import FetchError, HttpClient
-from core_assets.settings import ConfigError, HttpLimits
+from core_assets.settings import ConfigError, HttpLimits, all_api_keys
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class ModelAnswer(_Strict):
     max_output_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
     modalities: ModalitiesAnswer | None = None
     capabilities: CapabilitiesAnswer | None = None
-    family: str | None = Field(default=None, min_length=1, max_length=64)
+    family: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")
     parameter_size: str | None = Field(default=None, pattern=r"^(\d+x)?\d+(\.\d+)?[MBT]$")
 
     def facts(self) -> dict[str, Any]:
@@ -147,15 +147,18 @@ def answers_from_content(content: str) -> list[Any]:
         text = fenced.group(1)
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
         raise BadReply(f"answer is not JSON: {text[:60]!r}") from None
     if not isinstance(document, dict) or not isinstance(document.get("models"), list):
         raise BadReply('answer is not an object with a "models" list')
     return document["models"]
 
 
-def validate_answer(item: Any) -> ModelAnswer:
-    """One model's answer, validated. Raises ValueError with a short reason."""
+def validate_answer(item: Any, secrets: Sequence[str] = ()) -> ModelAnswer:
+    """One model's answer, validated. Raises ValueError with a short reason. An answer that repeats one of
+    `secrets` (an API key echoed by a proxy or a prompt-injected model) is refused whole."""
+    if any(secret in dumps(item) for secret in secrets):
+        raise ValueError("repeats a configured API key")
     if isinstance(item, dict):
         priced = sorted(key for key in item if "pric" in key.lower() or "cost" in key.lower())
         if priced:
@@ -276,17 +279,19 @@ class LlmInferencer(Inferencer):
             outcome.reject_all(keys, f"LLM answer rejected: {exc}")
             return outcome
 
+        secrets = all_api_keys()
         for item in items:
-            claimed = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
+            # Only an id that was asked about is repeated in a warning: the rest is the model's own text.
+            claimed = item.get("id") if isinstance(item, dict) and item.get("id") in keys else None
             try:
-                answer = validate_answer(item)
+                answer = validate_answer(item, secrets)
                 if answer.id not in keys:
-                    raise ValueError(f"answers for {answer.id!r}, which was not asked about")
+                    raise ValueError("answers for an id that was not asked about")
                 if answer.id in outcome.answers:
                     raise ValueError("answered twice")
             except ValueError as exc:
                 outcome.rejected += 1
-                outcome.warnings.append(f"LLM answer rejected for {claimed or 'an unnamed item'}: {exc}")
+                outcome.warnings.append(f"LLM answer rejected for {claimed or 'an item'}: {exc}")
                 if claimed in keys and claimed not in outcome.answers:
                     outcome.problems[claimed] = f"LLM answer rejected: {exc}"
                 continue

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from core_assets.records import CAPABILITIES, FREE_TIER, PRICE_FIELDS, SPEC_FIELDS
+from core_assets.records import CAPABILITIES, FREE_TIER, PRICE_FIELDS, SPEC_FIELDS, ZERO_PRICED_FREE_KINDS
 
 OVERRIDE = "override"
 PROVIDER = "provider"
@@ -41,17 +41,22 @@ def merge_facts(sources: Iterable[tuple[str, dict[str, Any] | None]]) -> tuple[d
     specs: dict[str, Any] = {name: None for name in SPEC_FIELDS}
     capabilities: dict[str, bool | None] = dict.fromkeys(CAPABILITIES)
     provenance: dict[str, str] = {}
+    # Capability flags supplied per source, sources in precedence order.
+    flags_by_source: dict[str, int] = {}
     for source, facts in sources:
         if not facts:
             continue
         from_ai = source.startswith(AI_PREFIX)
         for name in SPEC_FIELDS:
             value = facts.get(name)
+            if value is None:  # most fields of most sources: the cheapest test first
+                continue
             if name == "capabilities":
                 for cap, flag in (value or {}).items():
                     if flag is not None and capabilities.get(cap) is None:
                         capabilities[cap] = bool(flag)
                         provenance[f"capabilities.{cap}"] = source
+                        flags_by_source[source] = flags_by_source.get(source, 0) + 1
                     else:
                         capabilities.setdefault(cap, None)
                 continue
@@ -69,18 +74,20 @@ def merge_facts(sources: Iterable[tuple[str, dict[str, Any] | None]]) -> tuple[d
         # Two sources disagree so that the output limit exceeds the window; the window is the harder fact.
         specs["max_output_tokens"] = None
         provenance.pop("max_output_tokens", None)
-    if any(flag is not None for flag in capabilities.values()):
-        provenance["capabilities"] = _dominant(provenance, "capabilities.")
+    if specs["free_kind"] in ZERO_PRICED_FREE_KINDS and (priced := [f for f in PRICE_FIELDS if specs[f]]):
+        if any(provenance[f] in (PROVIDER, OVERRIDE) for f in priced):
+            # The provider or the operator states a price: the model costs money, whatever its id says.
+            specs["free_kind"] = None
+            provenance.pop("free_kind", None)
+        else:
+            # A catalog's price for a model that is free by definition is its paid sibling's price.
+            for field in priced:
+                specs[field] = None
+                provenance.pop(field)
+    if flags_by_source:
+        # The source that supplied most capability flags (ties: the higher-precedence one).
+        provenance["capabilities"] = max(flags_by_source, key=flags_by_source.__getitem__)
     return specs, provenance
-
-
-def _dominant(provenance: dict[str, str], prefix: str) -> str:
-    """The source that supplied most capability flags (ties: the higher-precedence one, seen first)."""
-    counts: dict[str, int] = {}
-    for key, source in provenance.items():
-        if key.startswith(prefix):
-            counts[source] = counts.get(source, 0) + 1
-    return max(counts, key=lambda s: counts[s])
 
 
 def registry_fields(

@@ -36,6 +36,7 @@ def build_specs(
     """One registry row per normalized model, with `specs.provenance` and the facts of every source."""
     references = references or References({})
     inferred = inferred or {}
+    tiers = {provider: free_tier(provider) for provider in set(normalized["provider_id"])}
     rows = []
     for rec in normalized.to_dict("records"):
         key = (rec["provider_id"], rec["model_id"])
@@ -51,7 +52,7 @@ def build_specs(
         if ai_source:
             sources[ai_source] = ai_known
         specs, provenance = merge_facts(sources.items())
-        specs, is_free, cost_per_1k, status = registry_fields(specs, provenance, free_tier=free_tier(key[0]))
+        specs, is_free, cost_per_1k, status = registry_fields(specs, provenance, free_tier=tiers[key[0]])
         rows.append({
             "provider_id": key[0],
             "model_id": key[1],

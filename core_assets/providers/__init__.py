@@ -17,7 +17,7 @@ from typing import Any, Literal
 import httpx
 
 from core_assets import settings
-from core_assets.http import FetchError, HttpClient, Response, redact
+from core_assets.http import FetchError, HttpClient, Response, one_line, redact
 from core_assets.providers.google import Google
 from core_assets.providers.groq import Groq
 from core_assets.providers.mistral import Mistral
@@ -93,7 +93,7 @@ def fetch_provider(
     def finish(outcome: FetchOutcome) -> FetchOutcome:
         outcome.duration_ms = round((time.monotonic() - started) * 1000)
         if outcome.reason:
-            outcome.reason = _one_line(redact(outcome.reason, secrets))
+            outcome.reason = one_line(redact(outcome.reason, secrets))
         level = logging.INFO if outcome.outcome == "ok" else logging.WARNING
         log.log(
             level,
@@ -150,11 +150,6 @@ def fetch_provider(
     if parsed.skipped:
         log.warning("%s: dropped %d list item(s) without a usable id or repeating one", name, parsed.skipped)
     return finish(result)
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _unreachable(exc: FetchError) -> str | None:

@@ -16,6 +16,7 @@ from core_assets.providers.parsing import (
     capabilities,
     count,
     facts,
+    identifier,
     member,
     parse_pages,
     strings,
@@ -64,8 +65,8 @@ class Google(ListProvider):
 
 def normalize_item(item: dict[str, Any]) -> NormalizedModel | None:
     """One `models` item; None when it has no usable `name`."""
-    resource = text(item.get("name"))
-    model_id = text(resource.removeprefix("models/")) if resource else None
+    resource = identifier(item.get("name"))
+    model_id = identifier(resource.removeprefix("models/")) if resource else None
     if model_id is None:
         return None
     methods = strings(item.get("supportedGenerationMethods"))

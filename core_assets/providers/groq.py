@@ -17,6 +17,7 @@ from core_assets.providers.parsing import (
     capabilities,
     count,
     facts,
+    identifier,
     mapping,
     member,
     modalities,
@@ -44,7 +45,7 @@ class Groq(ListProvider):
 
 def normalize_item(item: dict[str, Any]) -> NormalizedModel | None:
     """One `data` item; None when it has no usable id."""
-    model_id = text(item.get("id"))
+    model_id = identifier(item.get("id"))
     if model_id is None:
         return None
     inputs = strings(item.get("input_modalities"))

@@ -17,12 +17,12 @@ from core_assets.providers.parsing import (
     count,
     facts,
     flag,
+    identifier,
     iso_date,
     list_pages,
     mapping,
     page_items,
     strings,
-    text,
 )
 from core_assets.records import NormalizedModel
 
@@ -53,7 +53,7 @@ class Mistral(ListProvider):
         for page in list_pages(payload, self.name):
             for item in page_items(page, "data"):
                 entry = item if isinstance(item, dict) else {}
-                canonical = text(entry.get("name")) or text(entry.get("id"))
+                canonical = identifier(entry.get("name")) or identifier(entry.get("id"))
                 if canonical is None:
                     skipped += 1
                     continue
@@ -63,11 +63,11 @@ class Mistral(ListProvider):
 
 def normalize_group(name: str, entries: list[dict[str, Any]]) -> NormalizedModel:
     """One model from all the entries that share the canonical `name`."""
-    primary = next((e for e in entries if text(e.get("id")) == name), entries[0])
+    primary = next((e for e in entries if identifier(e.get("id")) == name), entries[0])
     aliases: set[str] = set()
     for entry in entries:
         listed = [entry.get("id"), *(strings(entry.get("aliases")) or [])]
-        aliases.update(alias for alias in map(text, listed) if alias)
+        aliases.update(alias for alias in map(identifier, listed) if alias)
     aliases.discard(name)
 
     reported = mapping(primary.get("capabilities"))
@@ -83,7 +83,7 @@ def normalize_group(name: str, entries: list[dict[str, Any]]) -> NormalizedModel
             context_window=count(primary.get("max_context_length")),
             capabilities=caps,
             deprecation_date=iso_date(primary.get("deprecation")),
-            successor=text(primary.get("deprecation_replacement_model")),
+            successor=identifier(primary.get("deprecation_replacement_model")),
             aliases=sorted(aliases),
         ),
     )

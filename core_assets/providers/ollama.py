@@ -21,6 +21,7 @@ from core_assets.providers.parsing import (
     count,
     describe,
     facts,
+    identifier,
     mapping,
     member,
     strings,
@@ -86,7 +87,7 @@ def _tag_names(tags: Any) -> list[str]:
 
 
 def _model_name(item: dict[str, Any]) -> str | None:
-    return text(item.get("name")) or text(item.get("model"))
+    return identifier(item.get("name")) or identifier(item.get("model"))
 
 
 def is_cloud(item: dict[str, Any], name: str) -> bool:

@@ -18,6 +18,7 @@ from core_assets.providers.parsing import (
     capabilities,
     count,
     facts,
+    identifier,
     iso_date,
     mapping,
     member,
@@ -82,7 +83,7 @@ def next_page_url(base_url: str, link: str) -> str:
 
 def normalize_item(item: dict[str, Any]) -> NormalizedModel | None:
     """One `data` item; None when it has no usable id."""
-    model_id = text(item.get("id"))
+    model_id = identifier(item.get("id"))
     if model_id is None:
         return None
     architecture = mapping(item.get("architecture"))

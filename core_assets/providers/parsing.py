@@ -7,6 +7,7 @@ Only a document whose top level is not the API's shape raises PayloadError.
 
 from __future__ import annotations
 
+import re
 from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,11 @@ from typing import Any
 from core_assets.providers.base import Provider
 from core_assets.records import CAPABILITIES, SPEC_FIELDS, NormalizedModel, PayloadError
 from core_assets.units import per_token_to_per_1k, to_decimal
+
+# C0 and C1 control characters, DEL, and lone surrogates (which no UTF-8 database can store).
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# The length of model_registry.model_id; PostgreSQL refuses a longer value.
+MAX_ID_LENGTH = 512
 
 
 @dataclass
@@ -58,11 +64,23 @@ def parse_pages(
 
 
 def text(value: Any) -> str | None:
-    """A non-empty string, stripped; None for anything else."""
+    """A non-empty string, stripped, its control characters (NUL, escape sequences) turned into spaces;
+    None for anything else. For display text: names, families, sizes. The raw item keeps the original."""
     if isinstance(value, str):
-        value = value.strip()
+        value = CONTROL_CHARACTERS.sub(" ", value).strip()
         return value or None
     return None
+
+
+def identifier(value: Any) -> str | None:
+    """A model id: a non-empty string, stripped, that fits the registry's key column and holds no control
+    character; None otherwise. An id is never repaired — a different string would name another model."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not value or len(value) > MAX_ID_LENGTH or CONTROL_CHARACTERS.search(value):
+        return None
+    return value
 
 
 def count(value: Any) -> int | None:
@@ -176,7 +194,8 @@ def describe(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, dict):
-        keys = ", ".join(list(map(str, value))[:5])
+        # repr without its quotes: a key holding a newline or an escape sequence stays on one line.
+        keys = ", ".join(repr(str(key))[1:-1] for key in list(value)[:5])
         return f"an object with keys [{keys}]" if value else "an empty object"
     return {bool: "a boolean", str: "a string", int: "a number", float: "a number", list: "a list"}.get(
         type(value), type(value).__name__

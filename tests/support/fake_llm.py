@@ -65,6 +65,8 @@ def completion(content: str, *, prompt_tokens: int = 100, completion_tokens: int
 class FakeLLM:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        # The key the endpoint accepts; a test may swap in its own canary (and CORE_LLM_API_KEY with it).
+        self.api_key = API_KEY
         self.answer: Callable[[list[dict[str, Any]]], str] = well_behaved
         # Full control when set: request body → (HTTP status, JSON-able body).
         self.reply: Callable[[dict[str, Any]], tuple[int, Any]] | None = None
@@ -101,8 +103,8 @@ class FakeLLM:
 
     def _respond(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any]:
         with self._lock:
-            self.requests.append({**body, "_authorization": headers.get("authorization")})
-        if headers.get("authorization") != f"Bearer {API_KEY}":
+            self.requests.append({**body, "_authorization": headers.get("authorization"), "_headers": headers})
+        if headers.get("authorization") != f"Bearer {self.api_key}":
             return 401, {"error": {"message": "Invalid API Key", "code": "invalid_api_key"}}
         if self.reply is not None:
             return self.reply(body)
@@ -142,7 +144,7 @@ def fake_llm(monkeypatch) -> Iterator[FakeLLM]:
     for name, value in {
         "CORE_INFERENCER": "llm",
         "CORE_LLM_BASE_URL": fake.base_url,
-        "CORE_LLM_API_KEY": API_KEY,
+        "CORE_LLM_API_KEY": fake.api_key,
         "CORE_LLM_MODEL": MODEL,
         "CORE_LLM_TIMEOUT": "5",
         "CORE_HTTP_MAX_ATTEMPTS": "2",

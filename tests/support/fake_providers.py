@@ -75,6 +75,7 @@ FAULT_KINDS = frozenset(
         "oversized",
         "loop",
         "redirect",
+        "trickle",
     }
 )
 
@@ -215,7 +216,8 @@ class FakeProviders:
 
         kinds: status (status=, retry_after=, retry_delay=), timeout (seconds=), reset, html, truncated,
         wrong_shape (document=), empty, oversized (size=, declare_length=), loop, redirect (same_host=,
-        status=), raw (body=, status=, content_type=, headers=: any answer at all).
+        status=), trickle (interval=: a 200 whose body arrives one byte at a time, never ending),
+        raw (body=, status=, content_type=, headers=: any answer at all).
         `endpoint` limits the fault to paths ending with it (e.g. "/api/show")."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; known: {sorted(FAULT_KINDS)}")
@@ -443,6 +445,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, options.get("document", {key: {"unexpected": True}}))
         elif kind == "oversized":
             self._send_oversized(options.get("size", 6 * 1024 * 1024), options.get("declare_length", True))
+        elif kind == "trickle":
+            self._send_trickle(options.get("interval", 0.05))
         elif kind == "raw":
             self._send(
                 options.get("status", 200),
@@ -470,6 +474,19 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(chunk)
         except OSError:
             pass  # the client stopped reading at its limit
+
+    def _send_trickle(self, interval: float) -> None:
+        """A slow-loris answer: every byte comes well within any read timeout, the body never ends."""
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        try:
+            self.wfile.write(b"[")
+            while not self.fake._stopping.wait(interval):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+        except OSError:
+            pass  # the client gave up
 
     def _reset_connection(self) -> None:
         """Close with a TCP reset (SO_LINGER 0) in the middle of the body."""

@@ -82,11 +82,13 @@ def model_specs_context_window(model_specs: pd.DataFrame) -> dg.AssetCheckResult
 def model_specs_stale_overrides(model_specs: pd.DataFrame) -> dg.AssetCheckResult:
     """No active override sets a value that the model's other sources now give anyway."""
     overrides = load_overrides()
+    overridden = {(o.provider_id, o.model_id) for o in overrides.entries}
     upstream = {
         (p, m): upstream_specs(sources)
         for p, m, sources in zip(
             model_specs["provider_id"], model_specs["model_id"], model_specs["sources"], strict=True
         )
+        if (p, m) in overridden
     }
     stale = overrides.stale(upstream)
     rows = [

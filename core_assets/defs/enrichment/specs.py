@@ -53,7 +53,8 @@ def model_specs(
         overrides=overrides.facts_for,
         free_tier=settings.free_tier,
     )
-    outcome = validate(model_frame(frame.to_dict("records")))
+    checked = frame[["provider_id", "model_id", "is_free", "cost_per_1k", "specs", "status"]]
+    outcome = validate(model_frame(checked.to_dict("records")))
     figures = coverage(frame.loc[frame["status"] == "active", "specs"])
     context.log.info(f"model_specs: {len(frame)} models; coverage {figures}")
     yield dg.Output(

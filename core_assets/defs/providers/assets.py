@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import dagster as dg
 
 from core_assets import settings
-from core_assets.db.snapshots import record_fetch, snapshots_in_force
+from core_assets.db.snapshots import record_fetch, snapshots_in_force, stores_payload_verbatim
 from core_assets.defs.metadata import md_table, validation_result
 from core_assets.defs.resources import DataSources, RegistryDatabase
 from core_assets.ingest import normalize_snapshots
@@ -77,6 +77,7 @@ def provider_ingest(context: dg.AssetExecutionContext, registry_db: RegistryData
     engine = registry_db.engine()
     enabled = settings.enabled_providers()
     selected = [p for key, p in RAW_KEYS.items() if key in context.selected_asset_keys]
+    outcomes: list[FetchOutcome] = []
     if selected:
         context.log.info(f"fetching {', '.join(selected)}{' (demo replay)' if sources.demo else ''}")
         with ThreadPoolExecutor(max_workers=len(selected)) as pool:
@@ -86,7 +87,17 @@ def provider_ingest(context: dg.AssetExecutionContext, registry_db: RegistryData
             yield from _record(context, engine, outcome, ratio)
 
     if NORMALIZED in context.selected_asset_keys:
-        batch = normalize_snapshots(snapshots_in_force(engine, enabled))
+        # What this run fetched and put in force need not be read back and normalized again — where the
+        # database returns the payload exactly as written (not PostgreSQL: jsonb reorders keys, and the
+        # inferencer's input hash follows key order). Otherwise the fetched copies go before the read.
+        fetched = (
+            {o.provider: (o.sha256, o.models) for o in outcomes if o.outcome == "ok"}
+            if stores_payload_verbatim(engine)
+            else {}
+        )
+        outcomes.clear()
+        held = {provider: sha256 for provider, (sha256, _) in fetched.items()}
+        batch = normalize_snapshots(snapshots_in_force(engine, enabled, held=held), fetched)
         frame = batch.frame()
         outcome = validate(model_frame(batch.rows))
         for provider, error in batch.errors.items():
@@ -122,6 +133,7 @@ def _record(context, engine, outcome: FetchOutcome, shrink_ratio: float):
             sha256=outcome.sha256,
             http_status=outcome.http_status,
             model_count=len(outcome.models) if outcome.outcome == "ok" else None,
+            model_ids=[m.model_id for m in outcome.models],
             reason=outcome.reason,
             duration_ms=outcome.duration_ms,
             run_id=context.run.run_id,
