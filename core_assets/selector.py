@@ -15,13 +15,15 @@ to `table_usage` in batches.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
 import threading
 import time
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -303,7 +305,7 @@ class Snapshot:
         refs = [f"{p}/{m}" for p, m in zip(provider_ids, model_ids, strict=True)]
         self.refs: dict[str, int] = {}
         for row, listed in enumerate(aliases):
-            if listed is not None and listed != "[]":
+            if listed not in (None, "[]", "null"):  # PostgreSQL hands JSON null over as text
                 for alias in _json(listed) or ():
                     if isinstance(alias, str):
                         self.refs.setdefault(f"{provider_ids[row]}/{alias}", row)
@@ -359,7 +361,7 @@ class Snapshot:
         order = self._orders.get(strategy)
         if order is not None:
             return order
-        with self._lock:
+        with self._lock, _collector_paused():
             if (order := self._orders.get(strategy)) is not None:
                 return order
             n = self.size
@@ -656,16 +658,31 @@ def load(engine: Engine, token: tuple | None = None) -> _Loaded:
                 problem = f"{active!r} cannot be read: {str(exc.orig).strip().splitlines()[0]}"
             else:
                 if rows:
-                    return _Loaded(
-                        Snapshot(rows, active), fell_back=False, note="", active=active, token=token
-                    )
+                    with _collector_paused():
+                        snapshot = Snapshot(rows, active)
+                    return _Loaded(snapshot, fell_back=False, note="", active=active, token=token)
                 problem = f"{active!r} is empty"
         log.warning("active table unusable, falling back to %s: %s", REGISTRY_TABLE, problem)
     rows = _fetch(engine, REGISTRY_TABLE)
     note = f"active table unusable: {problem}; fell back to {REGISTRY_TABLE}" if problem else ""
-    return _Loaded(
-        Snapshot(rows, REGISTRY_TABLE), fell_back=bool(problem), note=note, active=active, token=token
-    )
+    with _collector_paused():
+        snapshot = Snapshot(rows, REGISTRY_TABLE)
+    return _Loaded(snapshot, fell_back=bool(problem), note=note, active=active, token=token)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Building a snapshot (or an order) allocates hundreds of thousands of long-lived objects, none in a
+    cycle: the cyclic garbage collector would scan them over and over as they appear — at times half of
+    a cold load — and free nothing."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 # ------------------------------------------------------------------------------------------- resource
