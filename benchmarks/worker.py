@@ -70,14 +70,14 @@ def run_sync(
         "resources": {"registry_db": {"config": {"url": database_url}}, "sources": {"config": {"demo": False}}},
         "loggers": LOGGING,
     }
-    started = time.perf_counter()
-    result = job.execute_in_process(
-        run_config=run_config,
-        instance=dg.DagsterInstance.ephemeral(),
-        asset_selection=asset_selection,
-        raise_on_error=False,
-    )
-    elapsed = time.perf_counter() - started
+    # Disposed at once: an instance left to the garbage collector closes its SQLite connection from
+    # whichever thread happens to collect it, which SQLite refuses with a traceback on stderr.
+    with dg.DagsterInstance.ephemeral() as instance:
+        started = time.perf_counter()
+        result = job.execute_in_process(
+            run_config=run_config, instance=instance, asset_selection=asset_selection, raise_on_error=False
+        )
+        elapsed = time.perf_counter() - started
     if not result.success:
         failure = result.get_run_failure_event()
         raise RuntimeError(f"sync failed: {failure.message if failure else 'see the run events'}")

@@ -139,37 +139,39 @@ def run_sync(*, demo: bool, providers: list[str], out: TextIO) -> int:
     defs = load_defs()
     job = defs.resolve_job_def(SYNC_JOB_NAME)
     run_id = str(uuid.uuid4())
-    instance = _instance()
-    where = settings.database_url()
-    print(f"sync{' (demo data)' if demo else ''} → {where}", file=out, flush=True)
-    done = threading.Event()
-    follower = threading.Thread(target=_follow, args=(instance, run_id, done, out), daemon=True)
-    follower.start()
-    started = time.monotonic()
-    try:
-        result = job.execute_in_process(
-            run_config={
-                "resources": {"sources": {"config": {"demo": demo}}},
-                "loggers": {"console": {"config": {"log_level": "ERROR"}}},
-            },
-            instance=instance,
-            asset_selection=_selection(defs, providers),
-            raise_on_error=False,
-            run_id=run_id,
-            tags={"core/trigger": "cli"},
-        )
-    finally:
-        done.set()
-        follower.join()
-    print(format_summary(summary_rows(result)), file=out)
-    coverage = coverage_line(result)
-    if coverage:
-        print(coverage, file=out)
-    elapsed = time.monotonic() - started
-    if result.success:
-        print(f"sync finished in {elapsed:.1f}s (run {run_id})", file=out)
-        return 0
-    failure = result.get_run_failure_event()
-    reason = failure.message if failure else "see the run's events"
-    print(f"sync FAILED after {elapsed:.1f}s (run {run_id}): {reason}", file=out)
-    return 1
+    # Disposed when the sync ends: an instance left to the garbage collector closes its SQLite connection
+    # from whichever thread happens to collect it, which SQLite refuses with a traceback on stderr.
+    with _instance() as instance:
+        where = settings.database_url()
+        print(f"sync{' (demo data)' if demo else ''} → {where}", file=out, flush=True)
+        done = threading.Event()
+        follower = threading.Thread(target=_follow, args=(instance, run_id, done, out), daemon=True)
+        follower.start()
+        started = time.monotonic()
+        try:
+            result = job.execute_in_process(
+                run_config={
+                    "resources": {"sources": {"config": {"demo": demo}}},
+                    "loggers": {"console": {"config": {"log_level": "ERROR"}}},
+                },
+                instance=instance,
+                asset_selection=_selection(defs, providers),
+                raise_on_error=False,
+                run_id=run_id,
+                tags={"core/trigger": "cli"},
+            )
+        finally:
+            done.set()
+            follower.join()
+        print(format_summary(summary_rows(result)), file=out)
+        coverage = coverage_line(result)
+        if coverage:
+            print(coverage, file=out)
+        elapsed = time.monotonic() - started
+        if result.success:
+            print(f"sync finished in {elapsed:.1f}s (run {run_id})", file=out)
+            return 0
+        failure = result.get_run_failure_event()
+        reason = failure.message if failure else "see the run's events"
+        print(f"sync FAILED after {elapsed:.1f}s (run {run_id}): {reason}", file=out)
+        return 1

@@ -17,9 +17,7 @@ import pytest
 from core_assets.defs.references import (
     price_magnitude_result,
     ref_litellm_models,
-    ref_litellm_price_magnitude,
     ref_models_dev_models,
-    ref_models_dev_price_magnitude,
 )
 from core_assets.defs.resources import DataSources
 from core_assets.records import PayloadError
@@ -368,8 +366,6 @@ def test_reference_assets_materialize_with_metadata(monkeypatch):
             [
                 ref_litellm_models,
                 ref_models_dev_models,
-                ref_litellm_price_magnitude,
-                ref_models_dev_price_magnitude,
             ],
             resources={"sources": DataSources(demo=False)},
             instance=instance,
@@ -384,7 +380,9 @@ def test_reference_assets_materialize_with_metadata(monkeypatch):
     assert metadata["ref_litellm_models"]["entries"].value == 2983
     assert metadata["ref_models_dev_models"]["matches"].value["groq"] == 15
     assert metadata["ref_litellm_models"]["source"].value.startswith("bundled")
-    assert all(evaluation.passed for evaluation in result.get_asset_check_evaluations())
+    evaluations = result.get_asset_check_evaluations()
+    assert {e.check_name for e in evaluations} == {"ref_litellm_price_magnitude", "ref_models_dev_price_magnitude"}
+    assert all(evaluation.passed for evaluation in evaluations)
 
 
 def test_price_magnitude_flags_a_unit_slip():
@@ -402,7 +400,7 @@ def test_price_magnitude_flags_a_unit_slip():
         ],
         columns=["provider_id", "model_id", "facts"],
     )
-    result = price_magnitude_result(frame, "facts")
+    result = price_magnitude_result(frame, "facts", "ref_litellm_price_magnitude")
     assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
     assert result.metadata["implausible"].value == 2
     assert "slipped" in result.metadata["prices"].value and "per-token" in result.metadata["prices"].value

@@ -15,12 +15,12 @@ LITELLM_PRICE_MAGNITUDE_CHECK = "ref_litellm_price_magnitude"
 MODELS_DEV_PRICE_MAGNITUDE_CHECK = "ref_models_dev_price_magnitude"
 
 
-def _materialize(context: dg.AssetExecutionContext, catalog: Catalog) -> dg.MaterializeResult:
+def _materialize(context: dg.AssetExecutionContext, catalog: Catalog, check: str):
     for warning in catalog.warnings:
         context.log.warning(warning)
     frame = catalog.frame()
-    return dg.MaterializeResult(
-        value=frame,
+    yield dg.Output(
+        frame,
         metadata={
             "dagster/row_count": len(frame),
             "entries": catalog.parsed.entries,
@@ -29,28 +29,44 @@ def _materialize(context: dg.AssetExecutionContext, catalog: Catalog) -> dg.Mate
             "warnings": warnings_md(catalog.warnings),
         },
     )
+    yield price_magnitude_result(frame, "facts", check)
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "pandas"})
-def ref_litellm_models(context: dg.AssetExecutionContext, sources: DataSources) -> dg.MaterializeResult:
+def _magnitude_check(asset: str, check: str, catalog: str) -> list[dg.AssetCheckSpec]:
+    # Evaluated in the asset's own step: the check judges the frame just built, and a separate step would
+    # only load it again.
+    return [dg.AssetCheckSpec(check, asset=asset, description=f"{catalog} prices per 1k tokens inside a plausible band.")]
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "pandas"},
+    check_specs=_magnitude_check("ref_litellm_models", LITELLM_PRICE_MAGNITUDE_CHECK, "LiteLLM"),
+)
+def ref_litellm_models(context: dg.AssetExecutionContext, sources: DataSources):
     """One row per (provider_id, model_id) of ours that LiteLLM's `model_prices_and_context_window.json`
     describes, with its facts (prices converted from USD per token to USD per 1,000 tokens). Live URL
     `CORE_LITELLM_URL`; the bundled copy in demo mode, with `CORE_REFERENCES=offline`, or when the fetch fails."""
-    return _materialize(context, load_catalog(litellm.NAME, demo=sources.demo))
+    yield from _materialize(context, load_catalog(litellm.NAME, demo=sources.demo), LITELLM_PRICE_MAGNITUDE_CHECK)
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "pandas"})
-def ref_models_dev_models(context: dg.AssetExecutionContext, sources: DataSources) -> dg.MaterializeResult:
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "pandas"},
+    check_specs=_magnitude_check("ref_models_dev_models", MODELS_DEV_PRICE_MAGNITUDE_CHECK, "models.dev"),
+)
+def ref_models_dev_models(context: dg.AssetExecutionContext, sources: DataSources):
     """One row per (provider_id, model_id) of ours that models.dev's `api.json` describes, with its facts
     (prices converted from USD per 1M tokens to USD per 1,000 tokens). Live URL `CORE_MODELS_DEV_URL`; the
     bundled copy in demo mode, with `CORE_REFERENCES=offline`, or when the fetch fails."""
-    return _materialize(context, load_catalog(models_dev.NAME, demo=sources.demo))
+    yield from _materialize(context, load_catalog(models_dev.NAME, demo=sources.demo), MODELS_DEV_PRICE_MAGNITUDE_CHECK)
 
 
-def price_magnitude_result(frame: pd.DataFrame, column: str) -> dg.AssetCheckResult:
+def price_magnitude_result(frame: pd.DataFrame, column: str, check: str) -> dg.AssetCheckResult:
     """WARN for every text model whose per-1k price is outside the plausible band (a unit slip)."""
     findings = implausible_prices(zip(frame["provider_id"], frame["model_id"], frame[column], strict=True))
     return dg.AssetCheckResult(
+        check_name=check,
         passed=not findings,
         severity=dg.AssetCheckSeverity.WARN,
         description=f"{len(findings)} implausible per-1k price(s)"
@@ -58,15 +74,3 @@ def price_magnitude_result(frame: pd.DataFrame, column: str) -> dg.AssetCheckRes
         else "every price is plausible",
         metadata={"implausible": len(findings), "prices": md_table([f.row() for f in findings])},
     )
-
-
-@dg.asset_check(asset=ref_litellm_models, name=LITELLM_PRICE_MAGNITUDE_CHECK)
-def ref_litellm_price_magnitude(ref_litellm_models: pd.DataFrame) -> dg.AssetCheckResult:
-    """LiteLLM prices per 1k tokens inside a plausible band."""
-    return price_magnitude_result(ref_litellm_models, "facts")
-
-
-@dg.asset_check(asset=ref_models_dev_models, name=MODELS_DEV_PRICE_MAGNITUDE_CHECK)
-def ref_models_dev_price_magnitude(ref_models_dev_models: pd.DataFrame) -> dg.AssetCheckResult:
-    """models.dev prices per 1k tokens inside a plausible band."""
-    return price_magnitude_result(ref_models_dev_models, "facts")

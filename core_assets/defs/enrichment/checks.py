@@ -1,6 +1,11 @@
 """Checks on `model_specs` that need the merged specs, the registry database or the overrides file:
 price magnitude, price jumps since the last sync, context windows of chat models, stale overrides, coverage.
-All warn; none blocks the registry update."""
+All warn; none blocks the registry update.
+
+They are evaluated in the `model_specs` step itself (`CHECK_SPECS`, `evaluate`): as separate check steps
+each would unpickle the whole frame again and pay Dagster's per-step cost, for no gain — they judge the
+frame the step has just built. The price-jump check reads the registry before `model_registry`, downstream,
+writes the new prices."""
 
 import dagster as dg
 import pandas as pd
@@ -28,37 +33,39 @@ def _specs_rows(model_specs: pd.DataFrame):
     return zip(model_specs["provider_id"], model_specs["model_id"], model_specs["specs"], strict=True)
 
 
-def _warn(passed: bool, description: str, metadata: dict) -> dg.AssetCheckResult:
+def _warn(check: str, passed: bool, description: str, metadata: dict) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
-        passed=passed, severity=dg.AssetCheckSeverity.WARN, description=description, metadata=metadata
+        asset_key=SPECS,
+        check_name=check,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata=metadata,
     )
 
 
-@dg.asset_check(asset=SPECS, name=PRICE_MAGNITUDE_CHECK)
 def model_specs_price_magnitude(model_specs: pd.DataFrame) -> dg.AssetCheckResult:
     """Every text model's per-1k price lies in a plausible band; one outside is a per-token/per-1M unit slip."""
     findings = implausible_prices(_specs_rows(model_specs))
     return _warn(
+        PRICE_MAGNITUDE_CHECK,
         not findings,
         f"{len(findings)} implausible per-1k price(s)" if findings else "every price is plausible",
         {"implausible": len(findings), "prices": md_table([f.row() for f in findings])},
     )
 
 
-# Blocking only for its ordering: a blocking check runs before model_registry writes the new prices, so the
-# registry still holds the last sync's. Its WARN severity never stops the run.
-@dg.asset_check(asset=SPECS, name=PRICE_JUMP_CHECK, blocking=True)
 def model_specs_price_jump(model_specs: pd.DataFrame, registry_db: RegistryDatabase) -> dg.AssetCheckResult:
     """No price moved by more than 50% since the last sync (old and new values listed)."""
     findings = price_jumps(_specs_rows(model_specs), previous_prices(registry_db.engine()))
     return _warn(
+        PRICE_JUMP_CHECK,
         not findings,
         f"{len(findings)} price(s) changed by more than 50%" if findings else "no price jumped",
         {"jumps": len(findings), "changes": md_table([f.row() for f in findings])},
     )
 
 
-@dg.asset_check(asset=SPECS, name=CONTEXT_WINDOW_CHECK)
 def model_specs_context_window(model_specs: pd.DataFrame) -> dg.AssetCheckResult:
     """Every active chat model has a context window."""
     rows = zip(
@@ -70,6 +77,7 @@ def model_specs_context_window(model_specs: pd.DataFrame) -> dg.AssetCheckResult
     )
     gaps = context_gaps(rows)
     return _warn(
+        CONTEXT_WINDOW_CHECK,
         not gaps,
         f"{len(gaps)} active chat model(s) without a context window"
         if gaps
@@ -78,7 +86,6 @@ def model_specs_context_window(model_specs: pd.DataFrame) -> dg.AssetCheckResult
     )
 
 
-@dg.asset_check(asset=SPECS, name=STALE_OVERRIDES_CHECK)
 def model_specs_stale_overrides(model_specs: pd.DataFrame) -> dg.AssetCheckResult:
     """No active override sets a value that the model's other sources now give anyway."""
     overrides = load_overrides()
@@ -103,6 +110,7 @@ def model_specs_stale_overrides(model_specs: pd.DataFrame) -> dg.AssetCheckResul
         for s in stale
     ]
     return _warn(
+        STALE_OVERRIDES_CHECK,
         not stale,
         f"{len(stale)} override field(s) now equal the upstream value; remove them"
         if stale
@@ -116,12 +124,13 @@ def model_specs_stale_overrides(model_specs: pd.DataFrame) -> dg.AssetCheckResul
     )
 
 
-@dg.asset_check(asset=SPECS, name=COVERAGE_CHECK)
 def model_specs_coverage(model_specs: pd.DataFrame) -> dg.AssetCheckResult:
     """Reports the share of active models with a price, a context window and each capability known."""
     active = model_specs[model_specs["status"] == "active"]
     shares = coverage(active["specs"])
     return dg.AssetCheckResult(
+        asset_key=SPECS,
+        check_name=COVERAGE_CHECK,
         passed=True,
         description="coverage of active models",
         metadata={
@@ -129,3 +138,27 @@ def model_specs_coverage(model_specs: pd.DataFrame) -> dg.AssetCheckResult:
             for key, value in shares.items()
         },
     )
+
+
+
+CHECK_SPECS = [
+    dg.AssetCheckSpec(name, asset=SPECS, description=(function.__doc__ or "").strip())
+    for name, function in (
+        (PRICE_MAGNITUDE_CHECK, model_specs_price_magnitude),
+        (PRICE_JUMP_CHECK, model_specs_price_jump),
+        (CONTEXT_WINDOW_CHECK, model_specs_context_window),
+        (STALE_OVERRIDES_CHECK, model_specs_stale_overrides),
+        (COVERAGE_CHECK, model_specs_coverage),
+    )
+]
+
+
+def evaluate(model_specs: pd.DataFrame, registry_db: RegistryDatabase) -> list[dg.AssetCheckResult]:
+    """Every check above, on the frame `model_specs` has just built."""
+    return [
+        model_specs_price_magnitude(model_specs),
+        model_specs_price_jump(model_specs, registry_db),
+        model_specs_context_window(model_specs),
+        model_specs_stale_overrides(model_specs),
+        model_specs_coverage(model_specs),
+    ]

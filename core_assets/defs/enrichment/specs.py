@@ -4,7 +4,9 @@ import dagster as dg
 import pandas as pd
 
 from core_assets import settings
+from core_assets.defs.enrichment import checks
 from core_assets.defs.metadata import md_table, validation_result
+from core_assets.defs.resources import RegistryDatabase
 from core_assets.enrichment.overrides import load_overrides
 from core_assets.enrichment.quality import coverage
 from core_assets.enrichment.specs import build_specs
@@ -32,7 +34,8 @@ SPECS_SCHEMA_CHECK = "specs_schema"
             asset=SPECS,
             blocking=True,
             description="Unique key, non-negative prices, output ≤ context, is_free consistent, valid status.",
-        )
+        ),
+        *checks.CHECK_SPECS,
     ],
 )
 def model_specs(
@@ -41,6 +44,7 @@ def model_specs(
     ref_litellm_models: pd.DataFrame,
     ref_models_dev_models: pd.DataFrame,
     inferred_model_metadata: pd.DataFrame,
+    registry_db: RegistryDatabase,
 ):
     """One row per model as the registry will hold it: the columns of `model_registry`, with `specs`
     merged by precedence (override > provider > LiteLLM > models.dev > AI) and `specs.provenance` naming
@@ -70,6 +74,7 @@ def model_specs(
         },
     )
     yield validation_result(SPECS_SCHEMA_CHECK, SPECS, outcome)
+    yield from checks.evaluate(frame, registry_db)
 
 
 def _fields_by_source(specs: pd.Series) -> list[dict]:
