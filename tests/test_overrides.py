@@ -15,6 +15,7 @@ from core_assets import settings
 from core_assets.defs.enrichment.checks import model_specs_stale_overrides
 from core_assets.enrichment.merge import merge_facts
 from core_assets.enrichment.overrides import OverrideError, load_overrides, upstream_specs
+from core_assets.enrichment.specs import build_specs
 
 TODAY = dt.date(2026, 11, 26)
 
@@ -233,3 +234,23 @@ def test_stale_override_check_warns(tmp_path, monkeypatch):
 
     model_specs.at[0, "sources"] = {"provider": {"context_window": 128000}}
     assert model_specs_stale_overrides(model_specs).passed
+
+
+def test_stale_override_found_in_built_specs(tmp_path, monkeypatch):
+    """model_specs keeps each source's facts only where an override applies, and the stale check finds
+    an override the provider now states itself."""
+    monkeypatch.setenv("CORE_OVERRIDES_FILE", str(write(tmp_path, VALID)))
+    overrides = load_overrides()
+    normalized = pd.DataFrame(
+        [
+            {"provider_id": "groq", "model_id": "llama-3.3-70b-versatile", "name": "Llama 3.3 70B",
+             "provider_data": {}, "facts": {"context_window": 131072}, "snapshot_id": 1},
+            {"provider_id": "groq", "model_id": "other", "name": "Other",
+             "provider_data": {}, "facts": {"context_window": 8192}, "snapshot_id": 1},
+        ]
+    )
+    frame = build_specs(normalized, overrides=lambda p, m: overrides.facts_for(p, m, TODAY))
+    assert frame.loc[1, "sources"] is None
+    assert frame.loc[0, "sources"]["override"]["context_window"] == 131072
+    result = model_specs_stale_overrides(frame)
+    assert not result.passed and "context_window" in result.metadata["fields"].value

@@ -64,7 +64,9 @@ def build_specs(
             "specs": specs,
             "status": status,
             "snapshot_id": rec.get("snapshot_id"),
-            "sources": {name: facts for name, facts in sources.items() if facts},
+            # Each source's facts, for the stale-override check: kept only where an override applies, as
+            # at 100,000 models a copy of every source's facts is a large share of the frame to store.
+            "sources": {name: facts for name, facts in sources.items() if facts} if sources[OVERRIDE] else None,
         })
     frame = pd.DataFrame(rows, columns=SPECS_COLUMNS)
     frame.attrs = dict(normalized.attrs)

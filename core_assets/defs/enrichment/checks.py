@@ -95,7 +95,7 @@ def model_specs_stale_overrides(model_specs: pd.DataFrame) -> dg.AssetCheckResul
         for p, m, sources in zip(
             model_specs["provider_id"], model_specs["model_id"], model_specs["sources"], strict=True
         )
-        if (p, m) in overridden
+        if (p, m) in overridden and sources  # `sources` is kept only where an override applies
     }
     stale = overrides.stale(upstream)
     rows = [

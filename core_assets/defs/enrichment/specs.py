@@ -48,7 +48,8 @@ def model_specs(
 ):
     """One row per model as the registry will hold it: the columns of `model_registry`, with `specs`
     merged by precedence (override > provider > LiteLLM > models.dev > AI) and `specs.provenance` naming
-    the source of every field; `sources` keeps each source's facts for checks and reports."""
+    the source of every field; `sources` keeps each source's facts where an override applies (for the
+    stale-override check)."""
     overrides = load_overrides()
     frame = build_specs(
         normalized_models,
