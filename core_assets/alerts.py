@@ -9,6 +9,7 @@ logged, and the sensor goes on with the next run.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -101,7 +102,9 @@ def _models_in_table(text: str) -> list[str]:
 
 
 def _cells(line: str) -> list[str]:
-    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+    """A Markdown table row's cells; `\\|` inside a cell is a literal `|` (see defs.metadata.md_table)."""
+    inner = line.strip().removeprefix("|").removesuffix("|")
+    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", inner)]
 
 
 def _escape(text: str) -> str:

@@ -303,3 +303,14 @@ def test_sensor_ticks_report_each_run_once(sync_job, fake_providers, sqlite_url,
     tick(cursor)
     assert len(webhook.messages) == 1
     assert warned.run_id in webhook.messages[0]["text"] and "provider: ollama" in webhook.messages[0]["text"]
+
+
+def test_model_ids_with_pipes_survive_the_markdown_tables():
+    """A `|` or a line break in a provider's model id neither breaks the check's table nor the alert's list."""
+    rows = [{"provider_id": "openrouter", "model_id": "vendor/odd|id", "old": 1, "new": 3},
+            {"provider_id": "ollama", "model_id": "two\nlines", "old": 1, "new": 3}]
+    table = md_table(rows).value
+    assert all(line.count("|") - line.count("\\|") == 5 for line in table.splitlines())
+    failure = alerts.check_failure("model_specs", "model_specs_price_jump", "WARN", "2 price(s) changed",
+                                   {"changes": table})
+    assert failure.models == ("openrouter/vendor/odd|id", "ollama/two lines")

@@ -13,11 +13,19 @@ def md_table(rows: list[dict[str, Any]] | pd.DataFrame, limit: int = 20, empty: 
     if frame.empty:
         return dg.MetadataValue.md(empty)
     shown = frame.head(limit)
-    # Blank cells rather than "nan" for unknown values.
-    text = shown.astype(object).where(shown.notna(), "").to_markdown(index=False)
+    # Blank cells rather than "nan" for unknown values; a `|` or a line break in a value (model ids come
+    # from the providers) would break the table, so they are escaped.
+    cells = shown.astype(object).where(shown.notna(), "").map(_cell)
+    text = cells.to_markdown(index=False)
     if len(frame) > limit:
         text += f"\n\n… and {len(frame) - limit} more"
     return dg.MetadataValue.md(text)
+
+def _cell(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    return " ".join(value.splitlines()).replace("|", "\\|")
+
 
 def warnings_md(warnings: list[str], limit: int = 20) -> dg.MetadataValue:
     """Warnings as a Markdown list (the first `limit`)."""
