@@ -101,22 +101,14 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-class ProviderServer:
-    """The five provider APIs on 127.0.0.1 serving `base`, or `mutated` once the worker asks for it."""
+class _Loopback:
+    """A threaded HTTP server on 127.0.0.1 whose handler class reaches its owner as `self.owner`."""
 
-    def __init__(self) -> None:
-        self.requests: list[Request] = []
-        self.phase = ""
-        # Seconds each answer waits before it is sent, as a remote API's round trip would.
-        self.latency = 0.0
-        self._variants: dict[str, Answers] = {}
-        self._current: Answers | None = None
-        self._lock = threading.Lock()
-        handler = type("Handler", (_ProviderHandler,), {"owner": self})
-        self._server = _Server(("127.0.0.1", 0), handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = _Server(("127.0.0.1", 0), type("Handler", (handler,), {"owner": self}))
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
-    def start(self) -> ProviderServer:
+    def start(self):
         self._thread.start()
         return self
 
@@ -128,6 +120,20 @@ class ProviderServer:
     def origin(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+
+class ProviderServer(_Loopback):
+    """The five provider APIs on 127.0.0.1 serving `base`, or `mutated` once the worker asks for it."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.phase = ""
+        # Seconds each answer waits before it is sent, as a remote API's round trip would.
+        self.latency = 0.0
+        self._variants: dict[str, Answers] = {}
+        self._current: Answers | None = None
+        self._lock = threading.Lock()
+        super().__init__(_ProviderHandler)
 
     def environment(self) -> dict[str, str]:
         """Base URLs and (dummy) keys that point the registry at this server."""
@@ -224,7 +230,7 @@ class _ProviderHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class FakeLLM:
+class FakeLLM(_Loopback):
     """`POST /v1/chat/completions` answering like a well-behaved model: a valid value for exactly the
     fields asked about each model, never a price. `GET /_control/calls` says how many calls it served."""
 
@@ -239,22 +245,11 @@ class FakeLLM:
     def __init__(self) -> None:
         self.calls = 0
         self._lock = threading.Lock()
-        handler = type("Handler", (_LlmHandler,), {"owner": self})
-        self._server = _Server(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    def start(self) -> FakeLLM:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(_LlmHandler)
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"{self.origin}/v1"
 
     def environment(self) -> dict[str, str]:
         return {
