@@ -140,7 +140,6 @@ def model_specs_coverage(model_specs: pd.DataFrame) -> dg.AssetCheckResult:
     )
 
 
-
 CHECK_SPECS = [
     dg.AssetCheckSpec(name, asset=SPECS, description=(function.__doc__ or "").strip())
     for name, function in (
