@@ -170,7 +170,7 @@ def summarize(n: int, kind: str, counts: dict[str, int], changed: list, runs: li
     floor_a = [s["floor_a_median_s"] for s in syncs]
     floor_b = [s["floor_b_median_s"] for s in syncs]
     llm = next((s for s in runs[0]["scenarios"] if s["name"] == "llm"), None)
-    return {
+    summary = {
         "models": n,
         "database": kind,
         "models_per_provider": counts,
@@ -201,6 +201,9 @@ def summarize(n: int, kind: str, counts: dict[str, int], changed: list, runs: li
         "steps_ms": {phase: syncs[0]["phases"][phase]["steps_ms"] for phase in ("full", "noop", "incremental")},
         "raw": runs,
     }
+    for run in runs:  # the request log is summarized above; at 100,000 models it would be megabytes of JSON
+        run.pop("requests", None)
+    return summary
 
 
 def machine(args: argparse.Namespace, postgres_version: str | None) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from urllib.parse import urljoin
 
 import httpx
 
+from core_assets.records import map_strings
 from core_assets.settings import HttpLimits
 
 log = logging.getLogger(__name__)
@@ -115,17 +116,11 @@ def one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _well_formed(value: Any) -> Any:
-    """`value` with every lone surrogate (ill-formed UTF-16, which JSON's \\u escapes can spell) turned
+def _well_formed(text: str) -> str:
+    """`text` with every lone surrogate (ill-formed UTF-16, which JSON's \\u escapes can spell) turned
     into U+FFFD, as the Unicode standard prescribes: it is no character, and no UTF-8 text — a database,
     a hash, a log line — can hold it."""
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {_well_formed(k): _well_formed(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_well_formed(v) for v in value]
-    return value
+    return _SURROGATE.sub("\ufffd", text)
 
 
 @functools.cache
@@ -269,7 +264,7 @@ class HttpClient:
                 status=response.status_code,
                 attempts=attempt,
             ) from None
-        return _well_formed(data) if _SURROGATE_SPELLING.search(body) else data
+        return map_strings(data, _well_formed) if _SURROGATE_SPELLING.search(body) else data
 
     def _send(
         self, method, url, headers, params, json_body, timeout: float, deadline: float

@@ -8,6 +8,7 @@ The merge (core_assets.enrichment.merge) picks each field from the highest-prece
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,3 +80,14 @@ def facts_by_key(frame: pd.DataFrame | None, column: str = "facts") -> dict[Key,
         for p, m, value in zip(frame["provider_id"], frame["model_id"], frame[column], strict=True)
         if value
     }
+
+
+def map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """A JSON-shaped `value` with `change` applied to every string in it, dict keys included."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {change(k) if isinstance(k, str) else k: map_strings(v, change) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [map_strings(v, change) for v in value]
+    return value

@@ -24,7 +24,7 @@ from core_assets.db.tables import model_registry
 from core_assets.enrichment.merge import AI_PREFIX, OVERRIDE, PROVIDER, merge_facts, registry_fields
 from core_assets.ingest import sanitize
 from core_assets.providers import PROVIDERS
-from core_assets.records import CAPABILITIES, FREE_KINDS, PRICE_FIELDS, SPEC_FIELDS, PayloadError
+from core_assets.records import CAPABILITIES, FREE_KINDS, PRICE_FIELDS, SPEC_FIELDS, PayloadError, map_strings
 from core_assets.schemas import model_frame, validate
 from core_assets.units import per_million_to_per_1k, per_token_to_per_1k, to_decimal
 
@@ -98,6 +98,11 @@ def payload_for(provider: str, items: list, shows: dict) -> dict:
     return {"pages": [{"models" if provider == "google" else "data": items}]}
 
 
+def _without_nul(text: str) -> str:
+    assert "\x00" not in text, text
+    return text
+
+
 def assert_valid_rows(models) -> None:
     """The contract of normalized_models rows, and of the text the database will hold for them."""
     rows = []
@@ -116,7 +121,8 @@ def assert_valid_rows(models) -> None:
             value = model.facts[field]
             assert value is None or (type(value) is int and value > 0)
         stored = store_json(model.provider_data)
-        assert "\\u0000" not in stored  # PostgreSQL's jsonb refuses it
+        # PostgreSQL's jsonb refuses NUL in a string (a key's or a value's); the text `\\u0000` is harmless.
+        map_strings(json.loads(stored), _without_nul)
         assert load_json(stored) == model.provider_data
         rows.append(model.as_row())
     outcome = validate(model_frame(rows))

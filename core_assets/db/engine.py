@@ -16,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine, make_url
 
+from core_assets.records import map_strings
 from core_assets.settings import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -50,16 +51,6 @@ def dumps(value) -> str:
     return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
 
 
-def _map_strings(value: Any, change) -> Any:
-    if isinstance(value, str):
-        return change(value)
-    if isinstance(value, dict):
-        return {change(k) if isinstance(k, str) else k: _map_strings(v, change) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_map_strings(v, change) for v in value]
-    return value
-
-
 def _escape(text: str) -> str:
     return text.replace(JSON_ESCAPE, JSON_ESCAPE * 2).replace("\x00", JSON_ESCAPE + "0")
 
@@ -78,7 +69,7 @@ def store_json(value: Any) -> str:
     """The text a JSON column of the registry database holds for `value` (the engines' serializer)."""
     text = dumps(value)
     if needs_escape(text):
-        text = dumps(_map_strings(value, _escape))
+        text = dumps(map_strings(value, _escape))
     return text
 
 
@@ -86,7 +77,7 @@ def load_json(text: str | bytes) -> Any:
     """`value` back from what `store_json` wrote (the engines' deserializer)."""
     value = json.loads(text)
     escaped = JSON_ESCAPE if isinstance(text, str) else JSON_ESCAPE.encode()
-    return _map_strings(value, _unescape) if escaped in text else value
+    return map_strings(value, _unescape) if escaped in text else value
 
 
 @contextmanager

@@ -124,10 +124,10 @@ def model_specs_stale_overrides(model_specs: pd.DataFrame) -> dg.AssetCheckResul
     )
 
 
-def model_specs_coverage(model_specs: pd.DataFrame) -> dg.AssetCheckResult:
+def model_specs_coverage(model_specs: pd.DataFrame, shares: dict | None = None) -> dg.AssetCheckResult:
     """Reports the share of active models with a price, a context window and each capability known."""
-    active = model_specs[model_specs["status"] == "active"]
-    shares = coverage(active["specs"])
+    if shares is None:  # the step passes the figures it has already computed for its own metadata
+        shares = coverage(model_specs.loc[model_specs["status"] == "active", "specs"])
     return dg.AssetCheckResult(
         asset_key=SPECS,
         check_name=COVERAGE_CHECK,
@@ -152,12 +152,14 @@ CHECK_SPECS = [
 ]
 
 
-def evaluate(model_specs: pd.DataFrame, registry_db: RegistryDatabase) -> list[dg.AssetCheckResult]:
-    """Every check above, on the frame `model_specs` has just built."""
+def evaluate(
+    model_specs: pd.DataFrame, registry_db: RegistryDatabase, coverage_shares: dict
+) -> list[dg.AssetCheckResult]:
+    """Every check above, on the frame `model_specs` has just built (and its coverage figures)."""
     return [
         model_specs_price_magnitude(model_specs),
         model_specs_price_jump(model_specs, registry_db),
         model_specs_context_window(model_specs),
         model_specs_stale_overrides(model_specs),
-        model_specs_coverage(model_specs),
+        model_specs_coverage(model_specs, coverage_shares),
     ]

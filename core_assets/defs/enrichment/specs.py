@@ -75,7 +75,7 @@ def model_specs(
         },
     )
     yield validation_result(SPECS_SCHEMA_CHECK, SPECS, outcome)
-    yield from checks.evaluate(frame, registry_db)
+    yield from checks.evaluate(frame, registry_db, figures)
 
 
 def _fields_by_source(specs: pd.Series) -> list[dict]:
